@@ -1,0 +1,60 @@
+//! librdkafka settings for each kind of client, derived from [`KafkaConfig`]. Settings from
+//! `PULSE_KAFKA_OPTIONS` are applied last and win.
+
+use rdkafka::ClientConfig;
+
+use crate::config::KafkaConfig;
+
+/// Settings every client shares: bootstrap servers and the operator's extra options.
+pub fn base(config: &KafkaConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("socket.keepalive.enable", "true")
+        // Fail fast on a broker that went away so a 503 comes within the produce timeout.
+        .set("socket.connection.setup.timeout.ms", "5000");
+    client
+}
+
+fn with_options(mut client: ClientConfig, config: &KafkaConfig) -> ClientConfig {
+    for (key, value) in &config.options {
+        client.set(key, value);
+    }
+    client
+}
+
+/// An idempotent, acks=all producer: a delivery report means every in-sync replica has it.
+pub fn producer(config: &KafkaConfig) -> ClientConfig {
+    let timeout_ms = config.produce_timeout.as_millis().to_string();
+    let mut client = base(config);
+    client
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", &config.compression)
+        .set("linger.ms", config.linger.as_millis().to_string())
+        .set("queue.buffering.max.messages", config.queue_max_messages.to_string())
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        // The whole delivery, retries included, is bounded by the produce timeout: past it the
+        // message fails and the api answers 503 instead of hanging.
+        .set("message.timeout.ms", &timeout_ms)
+        .set("request.timeout.ms", &timeout_ms);
+    with_options(client, config)
+}
+
+/// A consumer in `group` that never stores offsets by itself: the caller stores an offset only
+/// after the message's effects are committed, and librdkafka auto-commits what was stored.
+pub fn consumer(config: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut client = base(config);
+    client
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "50")
+        .set("statistics.interval.ms", "5000");
+    with_options(client, config)
+}

@@ -1,0 +1,18 @@
+//! Plumbing shared by `pulse-api`, `pulse-worker` and `pulse-scheduler`: configuration, the
+//! error type, database pool and migrations, schema and models, the Kafka envelope and clients,
+//! logging, metrics, operational endpoints and signal handling. One module per concern.
+
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod error;
+pub mod kafka;
+pub mod keys;
+pub mod metrics;
+pub mod models;
+pub mod ops;
+pub mod schema;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{Error, Result};
