@@ -79,10 +79,16 @@ mod tests {
         assert_eq!(decoded.event.data, serde_json::json!({}));
 
         assert!(matches!(EventEnvelope::decode(None), Err(DecodeError::Empty)));
-        assert!(matches!(EventEnvelope::decode(Some(b"{nope")), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            EventEnvelope::decode(Some(b"{nope")),
+            Err(DecodeError::Malformed(_))
+        ));
         let mut future = serde_json::to_value(&envelope).expect("value");
         future["v"] = 99.into();
         let bytes = serde_json::to_vec(&future).expect("bytes");
-        assert!(matches!(EventEnvelope::decode(Some(&bytes)), Err(DecodeError::UnknownVersion(99))));
+        assert!(matches!(
+            EventEnvelope::decode(Some(&bytes)),
+            Err(DecodeError::UnknownVersion(99))
+        ));
     }
 }

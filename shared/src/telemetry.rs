@@ -8,7 +8,9 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global subscriber. Call once, right after reading the configuration.
 pub fn init(config: &LogConfig) {
     let filter = EnvFilter::try_new(&config.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Text => builder.with_target(true).try_init(),
         LogFormat::Json => builder

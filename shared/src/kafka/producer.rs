@@ -95,12 +95,17 @@ impl AckProducer {
     }
 
     /// Sends every message and waits for all acknowledgements. Results are in input order.
-    pub async fn send_all<'a>(&self, messages: impl IntoIterator<Item = Outgoing<'a>>) -> Vec<Result<Acked, ProduceError>> {
+    pub async fn send_all<'a>(
+        &self,
+        messages: impl IntoIterator<Item = Outgoing<'a>>,
+    ) -> Vec<Result<Acked, ProduceError>> {
         let deadline = Instant::now() + self.timeout;
         let mut pending = Vec::new();
         for message in messages {
             debug_assert!(!message.key.is_empty(), "empty Kafka key");
-            let mut record = FutureRecord::to(message.topic).key(message.key).payload(message.payload);
+            let mut record = FutureRecord::to(message.topic)
+                .key(message.key)
+                .payload(message.payload);
             if let Some(headers) = message.headers {
                 record = record.headers(headers);
             }
