@@ -1,0 +1,156 @@
+# Shared helpers for the scripts in this folder. Sourced, never run.
+#
+# Everything a script starts keeps its pid and log under $PULSE_STATE_DIR (default: .pulse/ in
+# the repository, which is gitignored), so `scripts/down.sh` stops exactly what was started.
+
+set -euo pipefail
+
+PULSE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PULSE_STATE_DIR="${PULSE_STATE_DIR:-$PULSE_ROOT/.pulse}"
+PULSE_CACHE_DIR="${PULSE_CACHE_DIR:-/opt/pulse-cache}"
+export PULSE_ROOT PULSE_STATE_DIR PULSE_CACHE_DIR
+mkdir -p "$PULSE_STATE_DIR"
+
+# Ports of the local services and the Pulse binaries (the binaries' defaults from
+# shared/src/config.rs).
+PG_HOST=127.0.0.1
+PG_PORT="${PULSE_PG_PORT:-5432}"
+KAFKA_HOST=127.0.0.1
+KAFKA_PORT="${PULSE_TANSU_PORT:-9092}"
+SMTP_HOST=127.0.0.1
+SMTP_PORT="${PULSE_SMTP_PORT:-2525}"
+
+if [[ -t 1 ]]; then
+    _bold=$'\e[1m' _red=$'\e[31m' _green=$'\e[32m' _reset=$'\e[0m'
+else
+    _bold='' _red='' _green='' _reset=''
+fi
+
+say() { printf '%s==>%s %s\n' "$_bold" "$_reset" "$*"; }
+ok() { printf '    %sok%s %s\n' "$_green" "$_reset" "$*"; }
+die() {
+    printf '%serror:%s %s\n' "$_red" "$_reset" "$*" >&2
+    exit 1
+}
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() {
+    timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+
+# wait_port NAME HOST PORT SECONDS [PID] [LOG]: waits until the port answers; fails with the
+# tail of LOG if PID died or the time ran out.
+wait_port() {
+    local name=$1 host=$2 port=$3 seconds=$4 pid=${5:-} log=${6:-}
+    local deadline=$((SECONDS + seconds))
+    until port_open "$host" "$port"; do
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            [[ -n $log && -f $log ]] && tail -n 20 "$log" >&2
+            die "$name exited before listening on $host:$port${log:+ (log: $log)}"
+        fi
+        if ((SECONDS >= deadline)); then
+            [[ -n $log && -f $log ]] && tail -n 20 "$log" >&2
+            die "$name is not listening on $host:$port after ${seconds}s${log:+ (log: $log)}"
+        fi
+        sleep 0.2
+    done
+}
+
+# wait_http NAME URL SECONDS [PID] [LOG]: waits until URL answers 2xx.
+wait_http() {
+    local name=$1 url=$2 seconds=$3 pid=${4:-} log=${5:-}
+    local deadline=$((SECONDS + seconds))
+    until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            [[ -n $log && -f $log ]] && tail -n 30 "$log" >&2
+            die "$name exited before $url answered${log:+ (log: $log)}"
+        fi
+        if ((SECONDS >= deadline)); then
+            [[ -n $log && -f $log ]] && tail -n 30 "$log" >&2
+            die "$name: $url did not answer 2xx within ${seconds}s${log:+ (log: $log)}"
+        fi
+        sleep 0.5
+    done
+}
+
+# pid_alive FILE: true when FILE holds the pid of a live process.
+pid_alive() {
+    [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# stop_pidfile NAME FILE [SECONDS]: SIGTERM, wait, then SIGKILL; removes the pid file.
+stop_pidfile() {
+    local name=$1 file=$2 seconds=${3:-30}
+    if ! pid_alive "$file"; then
+        rm -f "$file"
+        return 0
+    fi
+    local pid
+    pid=$(cat "$file")
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + seconds))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            printf '    %s did not stop within %ss after SIGTERM; sending SIGKILL\n' "$name" "$seconds" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.2
+    done
+    rm -f "$file"
+    ok "stopped $name (pid $pid)"
+}
+
+# start_bg NAME LOG CMD...: starts CMD detached from this shell (own session, no stdin),
+# writes its pid to $PULSE_STATE_DIR/NAME.pid and prints the pid.
+start_bg() {
+    local name=$1 log=$2
+    shift 2
+    setsid "$@" </dev/null >>"$log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$PULSE_STATE_DIR/$name.pid"
+    echo "$pid"
+}
+
+_apt_updated=0
+# need_apt PKG...: installs the Debian packages that are not installed yet.
+need_apt() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    say "Installing Debian packages: ${missing[*]}"
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    if ((_apt_updated == 0)); then
+        "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
+        _apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+# Debian packages the scripts and the build need on a machine of the rust-svc kind:
+# PostgreSQL server and client, the SMTP sink, curl for the readiness checks, and the C
+# toolchain pieces librdkafka's bundled build (rdkafka-sys) uses.
+PULSE_APT_PACKAGES=(postgresql postgresql-client python3-aiosmtpd curl ca-certificates
+    build-essential pkg-config zlib1g-dev libssl-dev)
+
+# tansu_bin: path of the cached Tansu binary, or of one on PATH; empty if neither.
+tansu_bin() {
+    local cached="$PULSE_CACHE_DIR/tansu/bin/tansu"
+    if [[ -n ${PULSE_TANSU_BIN:-} && -x ${PULSE_TANSU_BIN} ]]; then
+        echo "$PULSE_TANSU_BIN"
+    elif [[ -x $cached ]]; then
+        echo "$cached"
+    elif command -v tansu >/dev/null 2>&1; then
+        command -v tansu
+    fi
+}
+
+# elapsed SECONDS_AT_START: "12s" / "3m04s".
+elapsed() {
+    local s=$((SECONDS - $1))
+    if ((s >= 60)); then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi
+}
