@@ -67,7 +67,8 @@ CREATE TABLE event_ids (
 
 -- Creates the daily partitions of events from today to today + days_ahead that do not exist.
 -- A day whose rows already sit in the default partition is skipped (its rows stay there and
--- remain queryable); the function never fails for it. Returns how many partitions it created.
+-- remain queryable); the function never fails for it. Concurrent callers (several replicas)
+-- are serialized by a transaction-level advisory lock. Returns how many partitions it created.
 CREATE FUNCTION pulse_ensure_event_partitions(days_ahead integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -75,6 +76,7 @@ DECLARE
     name     text;
     created  integer := 0;
 BEGIN
+    PERFORM pg_advisory_xact_lock(7070766172747331); -- 'pulse partitions'
     FOR offset_days IN 0..days_ahead LOOP
         day := (now() AT TIME ZONE 'UTC')::date + offset_days;
         name := 'events_p' || to_char(day, 'YYYYMMDD');
@@ -86,7 +88,7 @@ BEGIN
                     (day::timestamp AT TIME ZONE 'UTC'),
                     ((day + 1)::timestamp AT TIME ZONE 'UTC'));
                 created := created + 1;
-            EXCEPTION WHEN check_violation OR duplicate_table THEN
+            EXCEPTION WHEN check_violation OR duplicate_table OR unique_violation THEN
                 RAISE NOTICE 'partition % skipped: %', name, SQLERRM;
             END;
         END IF;

@@ -1,0 +1,50 @@
+//! The scheduler skeleton: it starts, is ready, keeps partitions ahead, exposes its metrics and
+//! stops cleanly on SIGTERM.
+
+use std::time::Duration;
+
+use pulse_testkit::{PulseEnv, PulseProcess, TestDb, TestKafka};
+
+#[tokio::test]
+async fn scheduler_serves_health_keeps_partitions_and_stops_on_sigterm() {
+    let db = TestDb::new().await;
+    let kafka = TestKafka::shared().await;
+    let env = PulseEnv::new(&db, &kafka).set("PULSE_EVENT_PARTITIONS_AHEAD_DAYS", "12");
+    let mut scheduler = PulseProcess::scheduler(&env).await;
+
+    let health = reqwest::get(format!("{}/healthz", scheduler.base_url()))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let client = db.client().await;
+    let newest: bool = pulse_testkit::eventually(Duration::from_secs(20), || async {
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass('events_p' || to_char((now() AT TIME ZONE 'UTC')::date + 12, 'YYYYMMDD')) IS NOT NULL",
+                &[],
+            )
+            .await
+            .ok()?
+            .get(0);
+        exists.then_some(true)
+    })
+    .await
+    .unwrap_or(false);
+    assert!(newest, "partition 12 days ahead exists");
+    assert!(scheduler.metric("pulse_scheduler_runs_total").await >= 1.0);
+
+    let status = scheduler.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn scheduler_refuses_bad_configuration_with_one_line() {
+    let db = TestDb::new().await;
+    let kafka = TestKafka::shared().await;
+    let env = PulseEnv::new(&db, &kafka).set("PULSE_SCHEDULER_ADDR", "not-an-address");
+    let mut scheduler = PulseProcess::spawn("pulse-scheduler", &[], &env);
+    let status = scheduler.wait(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(2));
+    let logs = scheduler.logs();
+    assert!(logs.contains("PULSE_SCHEDULER_ADDR"), "names the variable: {logs}");
+}
