@@ -5,6 +5,7 @@
 # Idempotent: an existing cached binary is reused. A fresh install compiles Tansu from crates.io
 # (`cargo install tansu --locked --features libsql,dynostore`), which takes 10-17 minutes on
 # 2 cores. libsql gives the durable `sqlite://` storage engine, dynostore the object-store ones.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TANSU_VERSION="${PULSE_TANSU_VERSION:-0.6.0}"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # variables here are used by the scripts that source this file
 # Shared helpers for the scripts in this folder. Sourced, never run.
 #
 # Everything a script starts keeps its pid and log under $PULSE_STATE_DIR (default: .pulse/ in

@@ -9,6 +9,7 @@
 #
 # Every step is idempotent: a port that already answers is taken as that service and left alone.
 # `down` stops only what `up` started (pid files under .pulse/).
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# scripts/test.sh — formatting, lints and the whole test suite, against local services.
+#
+# Ensures PostgreSQL (127.0.0.1:5432) and a broker (Tansu on 127.0.0.1:9092) are up, then runs
+#   cargo fmt --all -- --check
+#   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo build --workspace --all-targets      (tests spawn target/debug/pulse-* binaries)
+#   cargo nextest run --workspace              (or cargo test --workspace without nextest)
+# A formatting or lint failure does not skip the tests; the exit code is the tests' own when
+# they fail, 1 when only fmt/clippy failed, 0 when all passed.
+#
+# Environment for the test kit (testkit/src/lib.rs), each overridable:
+#   PULSE_TEST_DATABASE_URL   maintenance database; each test clones its own database from it
+#   PULSE_TEST_KAFKA_BROKERS  shared broker; each test uses its own topic prefix
+#   PULSE_TANSU_BIN           Tansu binary for tests that start their own broker
+# Extra arguments go to the test runner: scripts/test.sh -p pulse-api ingest
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$PULSE_ROOT"
+
+export PULSE_TEST_DATABASE_URL="${PULSE_TEST_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}"
+export PULSE_TEST_KAFKA_BROKERS="${PULSE_TEST_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}"
+# Bounds the test run so a hung test cannot eat a CI run's whole budget.
+TEST_TIMEOUT="${PULSE_TEST_TIMEOUT:-45m}"
+
+total_start=$SECONDS
+phase_start=$SECONDS
+phase() {
+    say "$1"
+    phase_start=$SECONDS
+}
+phase_done() { ok "$1 ($(elapsed "$phase_start"))"; }
+
+phase "Services"
+tansu=$(tansu_bin)
+[[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
+export PULSE_TANSU_BIN="$tansu"
+"$PULSE_ROOT/scripts/services.sh" up
+phase_done "services ready"
+
+failed=()
+
+phase "cargo fmt --all -- --check"
+if cargo fmt --all -- --check; then phase_done "formatted"; else failed+=(fmt); fi
+
+phase "cargo clippy --workspace --all-targets -- -D warnings"
+if cargo clippy --workspace --all-targets --quiet -- -D warnings; then phase_done "no lints"; else failed+=(clippy); fi
+
+phase "cargo build --workspace --all-targets"
+if ! cargo build --workspace --all-targets; then
+    printf 'error: the build failed; no test ran\n' >&2
+    exit 101
+fi
+phase_done "built"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    runner=(cargo nextest run --workspace --no-fail-fast "$@")
+else
+    runner=(cargo test --workspace --no-fail-fast "$@")
+fi
+phase "${runner[*]}"
+echo "    PULSE_TEST_DATABASE_URL=$PULSE_TEST_DATABASE_URL"
+echo "    PULSE_TEST_KAFKA_BROKERS=$PULSE_TEST_KAFKA_BROKERS"
+echo "    PULSE_TANSU_BIN=$PULSE_TANSU_BIN"
+set +e
+timeout --kill-after=30s "$TEST_TIMEOUT" "${runner[@]}"
+tests_rc=$?
+set -e
+if ((tests_rc == 124)); then
+    printf 'error: the test run did not finish within %s (PULSE_TEST_TIMEOUT)\n' "$TEST_TIMEOUT" >&2
+fi
+((tests_rc == 0)) && phase_done "tests passed"
+
+echo
+say "Summary ($(elapsed "$total_start"))"
+((${#failed[@]} == 0)) || echo "    failed: ${failed[*]}"
+if ((tests_rc != 0)); then
+    echo "    tests failed (exit code $tests_rc)"
+    exit "$tests_rc"
+fi
+if ((${#failed[@]} > 0)); then
+    exit 1
+fi
+echo "    fmt, clippy and tests passed"

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# scripts/up.sh — Pulse running on this machine, from nothing, and a demonstration of the
+# pipeline:
+#
+#   1. installs missing Debian packages (PostgreSQL, the SMTP sink, the C build tools)
+#   2. installs Tansu into /opt/pulse-cache (once; compiling it takes ~15 minutes)
+#   3. starts PostgreSQL, Tansu and the SMTP sink (scripts/services.sh up)
+#   4. builds the release binaries and migrates the `pulse` database
+#   5. starts pulse-api, pulse-worker and pulse-scheduler in the background (pids and logs in
+#      .pulse/) and waits for each /readyz
+#   6. creates a demo project, sends one event and a batch with curl, waits until the worker
+#      stored them and prints them from the `events` table
+#
+# Any PULSE_* variable set in the environment (or in .env) is passed on; the database defaults
+# to postgres://postgres@127.0.0.1:5432/pulse. Stop everything with scripts/down.sh.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$PULSE_ROOT"
+
+export PULSE_DATABASE_URL="${PULSE_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/pulse}"
+API_ADDR="${PULSE_API_ADDR:-127.0.0.1:8080}"
+WORKER_ADDR="${PULSE_WORKER_ADDR:-127.0.0.1:9101}"
+SCHEDULER_ADDR="${PULSE_SCHEDULER_ADDR:-127.0.0.1:9102}"
+BIN_DIR="$PULSE_ROOT/target/release"
+start_all=$SECONDS
+
+say "System packages"
+need_apt "${PULSE_APT_PACKAGES[@]}" jq
+ok "installed"
+
+say "Tansu"
+tansu=$(tansu_bin)
+[[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
+ok "$tansu"
+
+say "Services"
+"$PULSE_ROOT/scripts/services.sh" up
+
+say "Building the release binaries (cargo build --release; the first build takes a few minutes)"
+build_start=$SECONDS
+cargo build --release --bin pulse-api --bin pulse-worker --bin pulse-scheduler \
+    || die "cargo build --release failed"
+ok "built in $(elapsed "$build_start")"
+
+say "Migrating $PULSE_DATABASE_URL"
+"$BIN_DIR/pulse-api" migrate || die "pulse-api migrate failed"
+
+# start_pulse NAME ADDR: (re)starts target/release/pulse-NAME and waits for its /readyz.
+start_pulse() {
+    local name=$1 addr=$2
+    local pidfile="$PULSE_STATE_DIR/$name.pid" log="$PULSE_STATE_DIR/$name.log"
+    if pid_alive "$pidfile"; then
+        # Restart, so the process runs the binary just built.
+        stop_pidfile "pulse-$name" "$pidfile" 40
+    fi
+    if port_open "${addr%:*}" "${addr##*:}"; then
+        die "pulse-$name: $addr is already in use by another process (stop it, or set its PULSE_*_ADDR)"
+    fi
+    local pid
+    pid=$(start_bg "$name" "$log" "$BIN_DIR/pulse-$name")
+    wait_http "pulse-$name" "http://$addr/readyz" 90 "$pid" "$log"
+    ok "pulse-$name ready on http://$addr (pid $pid, log $log)"
+}
+
+say "Starting Pulse"
+export PULSE_API_ADDR="$API_ADDR" PULSE_WORKER_ADDR="$WORKER_ADDR" PULSE_SCHEDULER_ADDR="$SCHEDULER_ADDR"
+start_pulse api "$API_ADDR"
+start_pulse worker "$WORKER_ADDR"
+start_pulse scheduler "$SCHEDULER_ADDR"
+
+say "Demo: a project and its API key"
+echo "\$ pulse-api admin create-project --org demo --name demo"
+project_json=$("$BIN_DIR/pulse-api" admin create-project --org demo --name demo 2>"$PULSE_STATE_DIR/demo.err") || {
+    # The project name is unique per organization; on a rerun, make a new one.
+    name="demo-$(date +%Y%m%d%H%M%S)"
+    echo "\$ pulse-api admin create-project --org demo --name $name"
+    project_json=$("$BIN_DIR/pulse-api" admin create-project --org demo --name "$name") \
+        || die "pulse-api admin create-project failed: $(cat "$PULSE_STATE_DIR/demo.err")"
+}
+echo "$project_json" | jq .
+api_key=$(echo "$project_json" | jq -r '.api_key // empty')
+[[ -n $api_key ]] || die "create-project printed no api_key"
+# The key is shown once; keep it for later curl commands (.pulse/ is gitignored).
+echo "$project_json" >"$PULSE_STATE_DIR/demo-project.json"
+
+uuid() { cat /proc/sys/kernel/random/uuid; }
+id1=$(uuid) id2=$(uuid) id3=$(uuid)
+base="http://$API_ADDR"
+
+say "Demo: one event"
+single=$(
+    cat <<JSON
+{"id": "$id1", "event_type": "signup", "source": "up.sh", "user_id": "user-1", "tags": ["demo"], "data": {"plan": "free"}}
+JSON
+)
+echo "\$ curl -X POST $base/v1/events -H 'Authorization: Bearer \$KEY' -H 'Content-Type: application/json' -d '$single'"
+curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/events" \
+    -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' -d "$single" \
+    || die "POST /v1/events failed"
+echo
+
+say "Demo: a batch"
+batch=$(
+    cat <<JSON
+{"events": [
+  {"id": "$id2", "event_type": "page_view", "source": "up.sh", "user_id": "user-1", "data": {"path": "/pricing"}},
+  {"id": "$id3", "event_type": "checkout", "source": "up.sh", "user_id": "user-1", "duration_ms": 1250, "status": "ok", "data": {"amount": 42}}
+]}
+JSON
+)
+echo "\$ curl -X POST $base/v1/events/batch -H 'Authorization: Bearer \$KEY' -H 'Content-Type: application/json' -d '$(echo "$batch" | tr -d '\n')'"
+curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/events/batch" \
+    -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' -d "$batch" \
+    || die "POST /v1/events/batch failed"
+echo
+
+say "Demo: waiting for the worker to store the events"
+ids="'$id1','$id2','$id3'"
+deadline=$((SECONDS + 60))
+until [[ $(psql "$PULSE_DATABASE_URL" -tAqc "SELECT count(*) FROM events WHERE id IN ($ids)") == 3 ]]; do
+    ((SECONDS < deadline)) || die "the 3 events were not stored within 60s; see $PULSE_STATE_DIR/worker.log"
+    sleep 0.5
+done
+echo "\$ psql $PULSE_DATABASE_URL -c 'SELECT ... FROM events'"
+psql "$PULSE_DATABASE_URL" -P pager=off -c \
+    "SELECT id, event_type, source, user_id, \"timestamp\", data FROM events WHERE id IN ($ids) ORDER BY \"timestamp\", id"
+
+cat <<EOF
+
+Pulse is running ($(elapsed "$start_all")):
+  api        http://$API_ADDR        (POST /v1/events, /v1/events/batch; /healthz /readyz /metrics)
+  worker     http://$WORKER_ADDR/metrics
+  scheduler  http://$SCHEDULER_ADDR/metrics
+  database   $PULSE_DATABASE_URL
+  kafka      $KAFKA_HOST:$KAFKA_PORT (Tansu)      smtp sink $SMTP_HOST:$SMTP_PORT (mails in .pulse/smtp.log)
+  logs       .pulse/api.log .pulse/worker.log .pulse/scheduler.log
+
+Demo API key (shown once, also saved in .pulse/demo-project.json):
+  $api_key
+
+Try:
+  curl -X POST http://$API_ADDR/v1/events -H "Authorization: Bearer $api_key" \\
+       -H 'Content-Type: application/json' -d '{"event_type": "hello"}'
+
+Stop everything: scripts/down.sh
+EOF
