@@ -124,12 +124,14 @@ need_apt() {
     say "Installing Debian packages: ${missing[*]}"
     local sudo=()
     ((EUID == 0)) || sudo=(sudo)
+    local log="$PULSE_STATE_DIR/apt.log"
     if ((_apt_updated == 0)); then
-        "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
+        "${sudo[@]}" apt-get update -qq >>"$log" 2>&1 || { tail -n 20 "$log" >&2; die "apt-get update failed (log: $log)"; }
         _apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-        || die "apt-get install ${missing[*]} failed"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
+        || { tail -n 20 "$log" >&2; die "apt-get install ${missing[*]} failed (log: $log)"; }
+    ok "installed ${missing[*]}"
 }
 
 # Debian packages the scripts and the build need on a machine of the rust-svc kind:

@@ -18,6 +18,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PULSE_ROOT"
 
 export PULSE_DATABASE_URL="${PULSE_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/pulse}"
+# The api signs access tokens with PULSE_JWT_SECRET; for development a random one is made once
+# and kept in .pulse/ (gitignored), so tokens survive a restart.
+if [[ -z ${PULSE_JWT_SECRET:-} ]]; then
+    secret_file="$PULSE_STATE_DIR/jwt-secret"
+    [[ -s $secret_file ]] || (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$secret_file")
+    PULSE_JWT_SECRET=$(cat "$secret_file")
+fi
+export PULSE_JWT_SECRET
 API_ADDR="${PULSE_API_ADDR:-127.0.0.1:8080}"
 WORKER_ADDR="${PULSE_WORKER_ADDR:-127.0.0.1:9101}"
 SCHEDULER_ADDR="${PULSE_SCHEDULER_ADDR:-127.0.0.1:9102}"
