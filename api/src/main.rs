@@ -1,1 +1,63 @@
-fn main() {}
+//! `pulse-api` entry point: reads the configuration (one clear line and exit 2 on a bad
+//! variable), installs logging and runs the chosen subcommand on the actix runtime.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pulse_api::cli::{AdminCommand, Cli, Command};
+use pulse_api::{admin, serve};
+use pulse_shared::config::{self, ApiConfig, DatabaseConfig, KafkaConfig, LogConfig};
+use pulse_shared::{db, telemetry};
+
+fn main() -> ExitCode {
+    config::load_dotenv();
+    let cli = Cli::parse();
+    let log = config::or_exit(LogConfig::from_env());
+    let database = config::or_exit(DatabaseConfig::from_env());
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Read every area the command needs before doing anything, so a bad variable stops it first.
+    let serve_config = match command {
+        Command::Serve => Some((
+            config::or_exit(ApiConfig::from_env()),
+            config::or_exit(KafkaConfig::from_env()),
+        )),
+        Command::Migrate | Command::Admin { .. } => None,
+    };
+    telemetry::init(&log);
+
+    let result = actix_web::rt::System::new().block_on(async move {
+        match (command, serve_config) {
+            (Command::Serve, Some((api, kafka))) => serve::run(api, database, kafka).await,
+            (Command::Migrate, _) => {
+                let applied = db::migrate(&database.url, serve::PARTITIONS_AHEAD_DAYS).await?;
+                if applied.is_empty() {
+                    println!("no pending migrations");
+                }
+                for version in applied {
+                    println!("applied {version}");
+                }
+                Ok(())
+            }
+            (
+                Command::Admin {
+                    command: AdminCommand::CreateProject { org, name },
+                },
+                _,
+            ) => {
+                db::migrate(&database.url, serve::PARTITIONS_AHEAD_DAYS).await?;
+                let created = admin::create_project(&database, &org, &name).await?;
+                println!("{}", serde_json::to_string(&created)?);
+                Ok(())
+            }
+            (Command::Serve, None) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "Exiting");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

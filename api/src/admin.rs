@@ -1,0 +1,121 @@
+//! `pulse-api admin create-project`: finds or creates the organization and the project, and
+//! issues a fresh API key (scopes `ingest` and `read`), stored hashed; the plain key is printed
+//! once and never stored.
+//!
+//! Organizations are found by name (the oldest wins if several share it); projects by
+//! (organization, name), which is unique. Running the command twice gives the same project
+//! and a second key.
+
+use anyhow::{ensure, Context};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use pulse_shared::config::DatabaseConfig;
+use pulse_shared::db;
+use pulse_shared::keys;
+use pulse_shared::schema::{api_keys, organizations, projects};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// What `create-project` prints.
+#[derive(Debug, Serialize)]
+pub struct CreatedProject {
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub api_key: String,
+    pub api_key_prefix: String,
+}
+
+const MAX_NAME_CHARS: usize = 200;
+
+fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
+    let chars = name.chars().count();
+    ensure!(
+        (1..=MAX_NAME_CHARS).contains(&chars) && !name.trim().is_empty(),
+        "{what} must be 1 to {MAX_NAME_CHARS} characters"
+    );
+    ensure!(!name.contains('\0'), "{what} must not contain NUL");
+    Ok(())
+}
+
+/// Creates what is missing and a new key. The database must be migrated.
+pub async fn create_project(config: &DatabaseConfig, org: &str, name: &str) -> anyhow::Result<CreatedProject> {
+    check_name("--org", org)?;
+    check_name("--name", name)?;
+    let pool = db::build_pool(config, "pulse-api-admin")?;
+    let mut conn = db::connection(&pool).await?;
+
+    let existing: Option<Uuid> = organizations::table
+        .filter(organizations::name.eq(org))
+        .order((organizations::created_at.asc(), organizations::id.asc()))
+        .select(organizations::id)
+        .first(&mut conn)
+        .await
+        .optional()
+        .context("looking up the organization")?;
+    let organization_id = match existing {
+        Some(id) => id,
+        None => {
+            let id = Uuid::now_v7();
+            diesel::insert_into(organizations::table)
+                .values((organizations::id.eq(id), organizations::name.eq(org)))
+                .execute(&mut conn)
+                .await
+                .context("creating the organization")?;
+            id
+        }
+    };
+
+    diesel::insert_into(projects::table)
+        .values((
+            projects::id.eq(Uuid::now_v7()),
+            projects::organization_id.eq(organization_id),
+            projects::name.eq(name),
+        ))
+        .on_conflict((projects::organization_id, projects::name))
+        .do_nothing()
+        .execute(&mut conn)
+        .await
+        .context("creating the project")?;
+    let project_id: Uuid = projects::table
+        .filter(projects::organization_id.eq(organization_id))
+        .filter(projects::name.eq(name))
+        .select(projects::id)
+        .first(&mut conn)
+        .await
+        .context("reading the project back")?;
+
+    let key = keys::generate();
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::id.eq(Uuid::now_v7()),
+            api_keys::project_id.eq(project_id),
+            api_keys::name.eq("default"),
+            api_keys::prefix.eq(&key.prefix),
+            api_keys::key_hash.eq(&key.hash),
+            api_keys::scopes.eq(vec!["ingest".to_owned(), "read".to_owned()]),
+        ))
+        .execute(&mut conn)
+        .await
+        .context("storing the API key")?;
+
+    Ok(CreatedProject {
+        organization_id,
+        project_id,
+        api_key: key.plain,
+        api_key_prefix: key.prefix,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_before_the_database() {
+        assert!(check_name("--org", "acme").is_ok());
+        assert!(check_name("--org", "").is_err());
+        assert!(check_name("--org", "   ").is_err());
+        assert!(check_name("--org", &"x".repeat(201)).is_err());
+        assert!(check_name("--org", "a\0b").is_err());
+    }
+}

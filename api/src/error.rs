@@ -1,0 +1,266 @@
+//! The api's one error type, [`ApiError`], and how it goes on the wire.
+//!
+//! Error policy of the api:
+//! - Handlers and the modules they call (auth, body, validate, ingest) return `ApiError`; each
+//!   variant is a decision about what the client is told. `anyhow` is used only by `main`, the
+//!   CLI commands and tests, where errors are printed and nobody branches on their kind.
+//! - Status codes are chosen in exactly one place, [`ApiError::status`]; the wire code (an
+//!   UPPER_SNAKE_CASE string clients may branch on) in [`ApiError::code`]. Nothing else in the
+//!   crate builds an error response.
+//! - Every error answer is the envelope `{"error": {"code", "message", "details"}}`; `details`
+//!   is present only when it carries something (field, rejected events, limits).
+//! - Client mistakes are 4xx and are not logged above debug. Kafka or database trouble is 503
+//!   with `Retry-After`: the request may be retried as is (events with their own `id` are stored
+//!   once). Anything unexpected is logged at error with its context and answered as a generic
+//!   500 whose message reveals nothing about internals.
+//! - Messages never echo API keys or event payloads.
+
+use std::fmt::Write as _;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::validate::{self, Rejection};
+
+/// Everything the api can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No API key, a malformed one, an unknown, revoked or expired one.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// A valid key without the scope the route needs.
+    #[error("this API key does not have the {0:?} scope")]
+    Forbidden(&'static str),
+    #[error("no route for this path")]
+    NotFound,
+    /// The path exists but not for this method; the value is the `Allow` header.
+    #[error("method not allowed on this path (allowed: {0})")]
+    MethodNotAllowed(&'static str),
+    /// The body (before or after gzip decoding) is larger than the limit.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("a batch holds at most {max} events, this one holds {count}")]
+    TooManyEvents { count: usize, max: usize },
+    #[error("a batch must hold at least one event")]
+    EmptyBatch,
+    #[error("Content-Type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("Content-Encoding must be gzip or identity, got {0:?}")]
+    UnsupportedEncoding(String),
+    #[error("body is not valid gzip: {0}")]
+    InvalidGzip(String),
+    /// Syntax error, or a body of the wrong shape (serde's message, with line and column).
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// A path or query parameter that does not parse.
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+    /// The single event of `POST /v1/events` is invalid (`INVALID_EVENT`, 400), too large
+    /// (`EVENT_TOO_LARGE`, 413) or refused by Kafka for good (`EVENT_REJECTED`, 422).
+    #[error("{}", .0.message)]
+    InvalidEvent(Rejection),
+    /// No event of a batch is valid.
+    #[error("no event in the batch is valid")]
+    ValidationFailed(Vec<Rejection>),
+    /// Kafka refused the event(s) for good (too large, invalid); retrying will not help.
+    #[error("kafka rejected the event")]
+    EventRejected(Vec<Rejection>),
+    /// Kafka did not acknowledge in time or is unreachable: retry after `retry_after_secs`.
+    #[error("the event queue is unavailable, retry later")]
+    KafkaUnavailable { retry_after_secs: u64 },
+    /// The key could not be checked because the database did not answer.
+    #[error("API keys cannot be checked right now, retry later")]
+    AuthUnavailable { retry_after_secs: u64 },
+    /// A bug or an unexpected failure; the context is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The one place where statuses are decided.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::EmptyBatch
+            | Self::InvalidGzip(_)
+            | Self::InvalidJson(_)
+            | Self::BadRequest(_)
+            | Self::ValidationFailed(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidEvent(rejection) if rejection.code == validate::EVENT_TOO_LARGE => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::InvalidEvent(rejection) if rejection.code == validate::EVENT_REJECTED => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
+            Self::EventRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::KafkaUnavailable { .. } | Self::AuthUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The wire code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::TooManyEvents { .. } => "TOO_MANY_EVENTS",
+            Self::EmptyBatch => "EMPTY_BATCH",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::UnsupportedEncoding(_) => "UNSUPPORTED_ENCODING",
+            Self::InvalidGzip(_) => "INVALID_GZIP",
+            Self::InvalidJson(_) => "INVALID_JSON",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::InvalidEvent(rejection) => rejection.code,
+            Self::ValidationFailed(_) => "VALIDATION_FAILED",
+            Self::EventRejected(_) => "EVENT_REJECTED",
+            Self::KafkaUnavailable { .. } => "KAFKA_UNAVAILABLE",
+            Self::AuthUnavailable { .. } => "AUTH_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::PayloadTooLarge { limit } => Some(json!({ "limit_bytes": limit })),
+            Self::TooManyEvents { count, max } => Some(json!({ "count": count, "max": max })),
+            Self::InvalidEvent(rejection) => Some(json!({ "field": rejection.field })),
+            Self::ValidationFailed(rejected) | Self::EventRejected(rejected) => Some(json!({ "rejected": rejected })),
+            _ => None,
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::KafkaUnavailable { retry_after_secs } | Self::AuthUnavailable { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status();
+        let message = match self {
+            Self::Internal(context) => {
+                tracing::error!(error = %context, "Unexpected error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let envelope = Envelope {
+            error: Body {
+                code: self.code(),
+                message: &message,
+                details: self.details(),
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        if let Some(secs) = self.retry_after_secs() {
+            let mut value = String::with_capacity(4);
+            let _ = write!(value, "{secs}");
+            response.insert_header((header::RETRY_AFTER, value));
+        }
+        match self {
+            Self::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            _ => {}
+        }
+        response.json(envelope)
+    }
+}
+
+/// Error handler for actix's `JsonConfig`: a JSON extractor failure becomes the envelope.
+pub fn json_extractor_error(error: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    match error {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge { limit }.into()
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(String::new()).into(),
+        other => ApiError::InvalidJson(other.to_string()).into(),
+    }
+}
+
+/// Error handler for actix's `PathConfig`.
+pub fn path_extractor_error(error: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(error.to_string()).into()
+}
+
+/// Error handler for actix's `QueryConfig`.
+pub fn query_extractor_error(
+    error: actix_web::error::QueryPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(error.to_string()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(error: &ApiError) -> serde_json::Value {
+        let bytes = error.error_response().into_body().try_into_bytes().expect("bytes");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[test]
+    fn every_error_is_an_envelope_and_internals_stay_inside() {
+        let internal = ApiError::Internal("pool exploded at 10.0.0.7".into());
+        let body = body_of(&internal);
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+        assert_eq!(body["error"]["message"], "internal error");
+        assert!(!body.to_string().contains("10.0.0.7"));
+
+        let unavailable = ApiError::KafkaUnavailable { retry_after_secs: 3 };
+        let response = unavailable.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).expect("retry-after"), "3");
+
+        let unauthorized = ApiError::Unauthorized("missing API key").error_response();
+        assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            unauthorized.headers().get(header::WWW_AUTHENTICATE).expect("challenge"),
+            "Bearer"
+        );
+
+        let too_many = body_of(&ApiError::TooManyEvents { count: 5, max: 2 });
+        assert_eq!(too_many["error"]["code"], "TOO_MANY_EVENTS");
+        assert_eq!(too_many["error"]["details"]["max"], 2);
+    }
+}

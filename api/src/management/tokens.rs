@@ -1,0 +1,218 @@
+//! Session credentials: short-lived access tokens (JWT, HS256) and long-lived refresh tokens.
+//!
+//! Access tokens are signed with `PULSE_JWT_SECRET` and verified without the database. This
+//! module implements exactly one algorithm, HS256, with `hmac` and `sha2` (already in the tree)
+//! instead of a general JWT library: the header is fixed, a token whose header names anything
+//! else is refused, so algorithm confusion (`alg: none`, RS/HS mix-ups) cannot happen, and the
+//! signature is compared in constant time. Claims: `sub` (user id), `sid` (the session, i.e.
+//! the refresh-token family, so change-password can keep the caller's own session), `iat`,
+//! `exp`, and `typ` = `access`.
+//!
+//! Refresh tokens are `rt_` + 43 base64url characters (256 random bits); only their SHA-256 is
+//! stored (`refresh_tokens.token_hash`).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// `{"alg":"HS256","typ":"JWT"}`, base64url: the only header this module writes or accepts.
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+/// Accepted clock difference between replicas when checking `exp`.
+const LEEWAY_SECS: i64 = 5;
+/// Every refresh token starts with this.
+pub const REFRESH_PREFIX: &str = "rt_";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: Uuid,
+    /// The session (refresh-token family) the token was issued for.
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    pub typ: String,
+}
+
+/// Why an access token was refused. The client is told only "invalid or expired".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    BadSignature,
+    Expired,
+}
+
+/// Signs and verifies access tokens.
+#[derive(Clone)]
+pub struct JwtKeys {
+    secret: Vec<u8>,
+}
+
+impl JwtKeys {
+    /// `secret` is `PULSE_JWT_SECRET` (validated to be at least 32 bytes by the config).
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            secret: secret.to_vec(),
+        }
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // HMAC accepts keys of any length; this cannot fail.
+        #[allow(clippy::expect_used)]
+        HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length")
+    }
+
+    /// An access token for `user` in session `sid`, valid from `now` for `ttl_secs`.
+    pub fn issue(&self, user: Uuid, sid: Uuid, now: i64, ttl_secs: i64) -> String {
+        let claims = Claims {
+            sub: user,
+            sid,
+            iat: now,
+            exp: now + ttl_secs,
+            typ: "access".to_owned(),
+        };
+        // Serializing a struct of strings and integers cannot fail.
+        let payload = serde_json::to_vec(&claims).unwrap_or_default();
+        let signing_input = format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(payload));
+        let mut mac = self.mac();
+        mac.update(signing_input.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{signing_input}.{signature}")
+    }
+
+    /// The claims of a token signed with this key, of type `access`, not expired at `now`.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if header != HEADER_B64 {
+            return Err(TokenError::Malformed);
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(header.as_bytes());
+        mac.update(b".");
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        if claims.typ != "access" {
+            return Err(TokenError::Malformed);
+        }
+        if claims.exp + LEEWAY_SECS <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// A new refresh token: `plain` goes to the client once, `hash` to the database.
+pub struct RefreshToken {
+    pub plain: String,
+    pub hash: Vec<u8>,
+}
+
+/// Generates a refresh token.
+pub fn new_refresh_token() -> RefreshToken {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let plain = format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+    RefreshToken {
+        hash: hash_refresh_token(&plain),
+        plain,
+    }
+}
+
+/// The stored form of a refresh token.
+pub fn hash_refresh_token(plain: &str) -> Vec<u8> {
+    Sha256::digest(plain.as_bytes()).to_vec()
+}
+
+/// Shape check before any lookup.
+pub fn looks_like_refresh_token(candidate: &str) -> bool {
+    candidate.len() == REFRESH_PREFIX.len() + 43
+        && candidate.starts_with(REFRESH_PREFIX)
+        && candidate[REFRESH_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn header_constant_is_the_hs256_header() {
+        let decoded = URL_SAFE_NO_PAD.decode(HEADER_B64).expect("base64");
+        assert_eq!(decoded, br#"{"alg":"HS256","typ":"JWT"}"#);
+    }
+
+    #[test]
+    fn known_answer_signature() {
+        // Signature of a fixed signing input computed independently:
+        // printf '%s' "$input" | openssl dgst -sha256 -hmac "$SECRET" -binary | base64url
+        let keys = JwtKeys::new(b"your-256-bit-secret");
+        let input = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ";
+        let mut mac = keys.mac();
+        mac.update(input.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        assert_eq!(signature, "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let keys = JwtKeys::new(SECRET);
+        let user = Uuid::now_v7();
+        let sid = Uuid::now_v7();
+        let token = keys.issue(user, sid, 1_000, 900);
+        let claims = keys.verify(&token, 1_100).expect("valid");
+        assert_eq!((claims.sub, claims.sid, claims.exp), (user, sid, 1_900));
+        assert_eq!(keys.verify(&token, 1_900 + LEEWAY_SECS), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn tampering_and_foreign_keys_are_refused() {
+        let keys = JwtKeys::new(SECRET);
+        let token = keys.issue(Uuid::now_v7(), Uuid::now_v7(), 1_000, 900);
+        let other = JwtKeys::new(b"another-secret-another-secret-xx");
+        assert_eq!(other.verify(&token, 1_000), Err(TokenError::BadSignature));
+
+        let (rest, _) = token.rsplit_once('.').expect("three parts");
+        let (_, payload) = rest.split_once('.').expect("header");
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        assert_eq!(keys.verify(&format!("{none_header}.{payload}."), 1_000), Err(TokenError::Malformed));
+
+        let forged = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&serde_json::json!({"sub": Uuid::now_v7(), "sid": Uuid::now_v7(), "iat": 0, "exp": i64::MAX, "typ": "access"}))
+                .expect("json"),
+        );
+        let signature = token.rsplit_once('.').expect("sig").1;
+        assert_eq!(
+            keys.verify(&format!("{HEADER_B64}.{forged}.{signature}"), 1_000),
+            Err(TokenError::BadSignature)
+        );
+        for garbage in ["", "a.b", "a.b.c.d", "...", "pk_abc"] {
+            assert!(keys.verify(garbage, 1_000).is_err(), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_are_well_formed() {
+        let a = new_refresh_token();
+        let b = new_refresh_token();
+        assert!(looks_like_refresh_token(&a.plain), "{}", a.plain);
+        assert_ne!(a.plain, b.plain);
+        assert_eq!(a.hash, hash_refresh_token(&a.plain));
+        assert!(!looks_like_refresh_token("rt_short"));
+    }
+}

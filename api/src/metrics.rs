@@ -1,0 +1,93 @@
+//! The api's Prometheus metrics, registered in the default registry on first use (rendered by
+//! `/metrics` from `pulse_shared::ops`). Route labels are matched route patterns, never raw
+//! paths, so a scan of random URLs cannot blow up the series count.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, Histogram,
+    HistogramVec, IntCounter, IntCounterVec,
+};
+use pulse_shared::metrics::{BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
+
+// Registration fails only on a duplicate name, a programming error caught by the first test
+// that touches the metric.
+#[allow(clippy::expect_used)]
+fn registered<T>(result: prometheus::Result<T>) -> T {
+    result.expect("metric registration")
+}
+
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_http_requests_total",
+        "HTTP requests answered, by route pattern, method and status",
+        &["route", "method", "status"]
+    ))
+});
+
+pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    registered(register_histogram_vec!(
+        "pulse_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route pattern",
+        &["route"],
+        LATENCY_BUCKETS.to_vec()
+    ))
+});
+
+pub static EVENTS_ACCEPTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_events_accepted_total",
+        "Events acknowledged by Kafka and answered as accepted"
+    ))
+});
+
+pub static EVENTS_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_events_rejected_total",
+        "Events refused, by error code",
+        &["code"]
+    ))
+});
+
+pub static EVENTS_PRODUCED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_events_produced_total",
+        "Kafka messages acknowledged by the broker"
+    ))
+});
+
+pub static PRODUCE_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_produce_failures_total",
+        "Kafka messages not acknowledged, by kind (timed_out, unavailable, rejected)",
+        &["kind"]
+    ))
+});
+
+pub static PRODUCE_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    registered(register_histogram!(
+        "pulse_produce_duration_seconds",
+        "Time from the first send of a request's events to the last acknowledgement",
+        LATENCY_BUCKETS.to_vec()
+    ))
+});
+
+pub static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
+    registered(register_histogram!(
+        "pulse_ingest_batch_size",
+        "Events per ingest request, as sent",
+        BATCH_SIZE_BUCKETS.to_vec()
+    ))
+});
+
+/// Touches every metric so that all series families show in `/metrics` from the start.
+pub fn init() {
+    LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&HTTP_DURATION);
+    LazyLock::force(&EVENTS_ACCEPTED);
+    LazyLock::force(&EVENTS_REJECTED);
+    LazyLock::force(&EVENTS_PRODUCED);
+    LazyLock::force(&PRODUCE_FAILURES);
+    LazyLock::force(&PRODUCE_DURATION);
+    LazyLock::force(&BATCH_SIZE);
+}
