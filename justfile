@@ -36,6 +36,7 @@ bench *args:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    python3 scripts/check-docs.py
 
 # Format the code.
 fmt:
