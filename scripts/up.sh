@@ -26,6 +26,7 @@ if [[ -z ${PULSE_JWT_SECRET:-} ]]; then
     PULSE_JWT_SECRET=$(cat "$secret_file")
 fi
 export PULSE_JWT_SECRET
+export PULSE_KAFKA_BROKERS="${PULSE_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}"
 API_ADDR="${PULSE_API_ADDR:-127.0.0.1:8080}"
 WORKER_ADDR="${PULSE_WORKER_ADDR:-127.0.0.1:9101}"
 SCHEDULER_ADDR="${PULSE_SCHEDULER_ADDR:-127.0.0.1:9102}"
@@ -78,13 +79,9 @@ start_pulse scheduler "$SCHEDULER_ADDR"
 
 say "Demo: a project and its API key"
 echo "\$ pulse-api admin create-project --org demo --name demo"
-project_json=$("$BIN_DIR/pulse-api" admin create-project --org demo --name demo 2>"$PULSE_STATE_DIR/demo.err") || {
-    # The project name is unique per organization; on a rerun, make a new one.
-    name="demo-$(date +%Y%m%d%H%M%S)"
-    echo "\$ pulse-api admin create-project --org demo --name $name"
-    project_json=$("$BIN_DIR/pulse-api" admin create-project --org demo --name "$name") \
-        || die "pulse-api admin create-project failed: $(cat "$PULSE_STATE_DIR/demo.err")"
-}
+# Finds or creates the organization and project, and issues a new key each time.
+project_json=$("$BIN_DIR/pulse-api" admin create-project --org demo --name demo) \
+    || die "pulse-api admin create-project failed"
 echo "$project_json" | jq .
 api_key=$(echo "$project_json" | jq -r '.api_key // empty')
 [[ -n $api_key ]] || die "create-project printed no api_key"
@@ -140,7 +137,7 @@ Pulse is running ($(elapsed "$start_all")):
   worker     http://$WORKER_ADDR/metrics
   scheduler  http://$SCHEDULER_ADDR/metrics
   database   $PULSE_DATABASE_URL
-  kafka      $KAFKA_HOST:$KAFKA_PORT (Tansu)      smtp sink $SMTP_HOST:$SMTP_PORT (mails in .pulse/smtp.log)
+  kafka      $PULSE_KAFKA_BROKERS      smtp sink $SMTP_HOST:$SMTP_PORT (mails in .pulse/smtp.log)
   logs       .pulse/api.log .pulse/worker.log .pulse/scheduler.log
 
 Demo API key (shown once, also saved in .pulse/demo-project.json):
