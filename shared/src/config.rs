@@ -27,6 +27,15 @@
 //! | `PULSE_MAX_BATCH_EVENTS` | `1000` | most events in one batch request |
 //! | `PULSE_MAX_BODY_BYTES` | `5242880` | largest request body, after gzip decoding |
 //! | `PULSE_API_KEY_CACHE_TTL_SECS` | `30` | how long a checked API key is trusted without the database: a revoked key stops working within this time |
+//! | `PULSE_JWT_SECRET` | (required by the api) | HS256 key of access tokens, at least 32 bytes; every api replica needs the same one |
+//! | `PULSE_ACCESS_TOKEN_TTL_SECS` | `900` | lifetime of an access token (JWT) |
+//! | `PULSE_REFRESH_TOKEN_TTL_SECS` | `2592000` | lifetime of a refresh token (30 days); each refresh issues a new one |
+//! | `PULSE_LOGIN_RATE_PER_MIN_IP` | `30` | login and register attempts per client IP per minute, per replica |
+//! | `PULSE_LOGIN_RATE_PER_MIN_ACCOUNT` | `10` | login attempts per account (email) per minute, per replica |
+//! | `PULSE_INGEST_RATE_LIMIT_PER_SEC` | `10000` | ingest requests per second per API key and replica, when the project sets none (burst: one second's worth) |
+//! | `PULSE_API_KEY_ROTATION_GRACE_SECS` | `86400` | default time a rotated API key keeps working |
+//! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the api looks for deleted projects to purge |
+//! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
 //! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
 //! | `PULSE_WORKER_GROUP` | `pulse-persist` | Kafka consumer group of the persist worker |
@@ -277,6 +286,78 @@ impl ApiConfig {
             max_body_bytes: positive("PULSE_MAX_BODY_BYTES", 5 * 1024 * 1024)?,
             api_key_cache_ttl: Duration::from_secs(positive("PULSE_API_KEY_CACHE_TTL_SECS", 30)?),
             shutdown_timeout: Duration::from_secs(positive("PULSE_SHUTDOWN_TIMEOUT_SECS", 30)?),
+        })
+    }
+}
+
+/// Shortest accepted `PULSE_JWT_SECRET`, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Accounts, sessions and management settings of the api.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// HS256 key signing access tokens.
+    pub jwt_secret: Vec<u8>,
+    /// Lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token.
+    pub refresh_token_ttl: Duration,
+    /// Login and register attempts per client IP per minute.
+    pub login_rate_per_min_ip: u32,
+    /// Login attempts per account per minute.
+    pub login_rate_per_min_account: u32,
+    /// Ingest requests per second per API key when the project sets no limit.
+    pub default_ingest_rate_per_sec: u32,
+    /// Default grace period of a rotated API key.
+    pub rotation_grace: Duration,
+    /// How often the purge of deleted projects runs.
+    pub purge_interval: Duration,
+    /// Events deleted per purge transaction.
+    pub purge_batch_size: i64,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &"<redacted>")
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("login_rate_per_min_ip", &self.login_rate_per_min_ip)
+            .field("login_rate_per_min_account", &self.login_rate_per_min_account)
+            .field("default_ingest_rate_per_sec", &self.default_ingest_rate_per_sec)
+            .field("rotation_grace", &self.rotation_grace)
+            .field("purge_interval", &self.purge_interval)
+            .field("purge_batch_size", &self.purge_batch_size)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let secret = required("PULSE_JWT_SECRET")?;
+        if secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError {
+                variable: "PULSE_JWT_SECRET",
+                reason: format!(
+                    "must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {}); generate one with `openssl rand -base64 48`",
+                    secret.len()
+                ),
+            });
+        }
+        Ok(Self {
+            jwt_secret: secret.into_bytes(),
+            access_token_ttl: Duration::from_secs(positive("PULSE_ACCESS_TOKEN_TTL_SECS", 900)?),
+            refresh_token_ttl: Duration::from_secs(positive("PULSE_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?),
+            login_rate_per_min_ip: positive("PULSE_LOGIN_RATE_PER_MIN_IP", 30)?,
+            login_rate_per_min_account: positive("PULSE_LOGIN_RATE_PER_MIN_ACCOUNT", 10)?,
+            default_ingest_rate_per_sec: positive("PULSE_INGEST_RATE_LIMIT_PER_SEC", 10_000)?,
+            rotation_grace: Duration::from_secs(parsed(
+                "PULSE_API_KEY_ROTATION_GRACE_SECS",
+                24 * 3600,
+                "a number of seconds",
+            )?),
+            purge_interval: Duration::from_secs(positive("PULSE_PURGE_INTERVAL_SECS", 5)?),
+            purge_batch_size: positive("PULSE_PURGE_BATCH_SIZE", 5_000)?,
         })
     }
 }

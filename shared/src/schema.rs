@@ -6,6 +6,7 @@ diesel::table! {
         id -> Uuid,
         name -> Text,
         created_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -15,6 +16,9 @@ diesel::table! {
         organization_id -> Uuid,
         name -> Text,
         created_at -> Timestamptz,
+        retention_days -> Int4,
+        ingest_rate_limit_per_sec -> Nullable<Int4>,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -30,6 +34,7 @@ diesel::table! {
         last_used_at -> Nullable<Timestamptz>,
         expires_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+        rotated_from -> Nullable<Uuid>,
     }
 }
 
@@ -62,6 +67,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    memberships (organization_id, user_id) {
+        organization_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        family_id -> Uuid,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
+diesel::joinable!(memberships -> organizations (organization_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(api_keys -> projects (project_id));
-diesel::allow_tables_to_appear_in_same_query!(organizations, projects, api_keys, events, event_ids);
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    projects,
+    api_keys,
+    events,
+    event_ids,
+    users,
+    memberships,
+    refresh_tokens
+);

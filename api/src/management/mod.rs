@@ -1,0 +1,135 @@
+//! The management API: accounts and sessions, users, organizations and their members,
+//! projects and their settings, API keys, and the OpenAPI description of the whole api.
+//!
+//! Modules, one concern each: [`tokens`] (access JWTs, refresh tokens), [`passwords`]
+//! (argon2id), [`authorization`] (the bearer extractor, roles, the "404, not 403" rule),
+//! [`accounts`] (register, login, refresh, logout, change-password), [`users`] (`/v1/users/me`),
+//! [`organizations`] (organizations and members), [`projects`], [`api_keys`], [`purge`]
+//! (background deletion of deleted projects), [`rate_limit`] (token buckets for ingest and
+//! login), [`openapi`] (`/openapi.json`, `/docs`). The user guide is docs/management.md.
+//!
+//! Routes are declared once, in [`routes!`] below: the same table registers them with actix and
+//! lists them in [`ROUTES`], which a test compares with the OpenAPI document.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod authorization;
+pub mod openapi;
+pub mod organizations;
+pub mod passwords;
+pub mod projects;
+pub mod purge;
+pub mod rate_limit;
+pub mod tokens;
+pub mod users;
+
+use std::time::Duration;
+
+use actix_web::web;
+use pulse_shared::config::AuthConfig;
+use pulse_shared::db::{DbConn, DbPool};
+
+use crate::error::ApiError;
+use crate::ingest::IngestState;
+
+/// What the management handlers share across actix workers.
+pub struct ManagementState {
+    pub pool: DbPool,
+    pub jwt: tokens::JwtKeys,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub login_limiter: rate_limit::LoginLimiter,
+    pub rotation_grace: Duration,
+    /// The ingest state of this replica, when there is one: revoking a key or deleting a project
+    /// evicts its keys from this replica's key cache at once (other replicas within the TTL).
+    pub ingest: Option<web::Data<IngestState>>,
+}
+
+impl ManagementState {
+    pub fn new(pool: DbPool, config: &AuthConfig, ingest: Option<web::Data<IngestState>>) -> Self {
+        Self {
+            pool,
+            jwt: tokens::JwtKeys::new(&config.jwt_secret),
+            access_token_ttl: config.access_token_ttl,
+            refresh_token_ttl: config.refresh_token_ttl,
+            login_limiter: rate_limit::LoginLimiter::new(config.login_rate_per_min_ip, config.login_rate_per_min_account),
+            rotation_grace: config.rotation_grace,
+            ingest,
+        }
+    }
+
+    /// A pooled connection; a pool timeout is a 503 the client may retry.
+    pub async fn conn(&self) -> Result<DbConn, ApiError> {
+        pulse_shared::db::connection(&self.pool).await.map_err(|error| {
+            tracing::warn!(error = %error, "No database connection for a management request");
+            ApiError::DatabaseUnavailable { retry_after_secs: 2 }
+        })
+    }
+
+    /// Forgets the given key hashes in this replica's ingest key cache.
+    pub async fn evict_keys(&self, hashes: &[Vec<u8>]) {
+        if let Some(ingest) = &self.ingest {
+            for hash in hashes {
+                ingest.auth.evict(hash).await;
+            }
+        }
+    }
+}
+
+/// Whether a database error is the unique violation of `constraint`.
+pub fn is_unique_violation(error: &diesel::result::Error, constraint: &str) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some(constraint)
+    )
+}
+
+/// Declares the management routes once: registration with actix and the [`ROUTES`] table.
+/// Each path gets a JSON 405 naming the methods it allows.
+macro_rules! routes {
+    ($( $path:literal [$allow:literal] { $( $method:ident => $handler:path ),+ $(,)? } )+) => {
+        /// Every management route as (lower-case method, path pattern).
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path), )+ )+ ];
+
+        /// Registers the management routes. Needs `web::Data<ManagementState>` in the app.
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        .name($path)
+                        $( .route(web::$method().to($handler)) )+
+                        .default_service(web::to(|| async { ApiError::MethodNotAllowed($allow) })),
+                );
+            )+
+        }
+    };
+}
+
+routes! {
+    "/v1/auth/register" ["POST"] { post => accounts::register }
+    "/v1/auth/login" ["POST"] { post => accounts::login }
+    "/v1/auth/refresh" ["POST"] { post => accounts::refresh }
+    "/v1/auth/logout" ["POST"] { post => accounts::logout }
+    "/v1/auth/change-password" ["POST"] { post => accounts::change_password }
+    "/v1/users/me" ["GET, PATCH, DELETE"] { get => users::me, patch => users::update_me, delete => users::delete_me }
+    "/v1/organizations" ["GET, POST"] { get => organizations::list, post => organizations::create }
+    "/v1/organizations/{organization_id}" ["GET, PATCH"] { get => organizations::get, patch => organizations::update }
+    "/v1/organizations/{organization_id}/members" ["GET, POST"] {
+        get => organizations::list_members,
+        post => organizations::add_member,
+    }
+    "/v1/organizations/{organization_id}/members/{user_id}" ["PATCH, DELETE"] {
+        patch => organizations::update_member,
+        delete => organizations::remove_member,
+    }
+    "/v1/projects" ["GET, POST"] { get => projects::list, post => projects::create }
+    "/v1/projects/{project_id}" ["GET, PATCH, DELETE"] {
+        get => projects::get,
+        patch => projects::update,
+        delete => projects::delete,
+    }
+    "/v1/projects/{project_id}/api-keys" ["GET, POST"] { get => api_keys::list, post => api_keys::create }
+    "/v1/projects/{project_id}/api-keys/{key_id}" ["DELETE"] { delete => api_keys::revoke }
+    "/v1/projects/{project_id}/api-keys/{key_id}/rotate" ["POST"] { post => api_keys::rotate }
+}
