@@ -1,1 +1,212 @@
-fn main() {}
+//! `pulse-bench`: load generator for the Pulse ingest api and the PostgreSQL COPY baseline that
+//! its end-to-end figure is compared with.
+//!
+//! * `pulse-bench load --url URL --api-key KEY --concurrency C --batch-size B (--duration S |
+//!   --events N) [--rate R] [--database-url URL --project-id ID] [--json]`
+//! * `pulse-bench copy-baseline --database-url URL --rows N [--batch 2000] [--json]`
+//!
+//! Method and recorded results: `bench/RESULTS.md`; the full measured run: `scripts/bench.sh`.
+
+mod baseline;
+mod load;
+mod payload;
+mod persisted;
+mod report;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::persisted::MarkerTracker;
+use crate::report::{Percentiles, PersistedReport};
+
+#[derive(Parser)]
+#[command(
+    name = "pulse-bench",
+    version,
+    about = "Pulse load generator and PostgreSQL COPY baseline"
+)]
+struct Cli {
+    /// Tokio worker threads of the generator.
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send events to the api and report throughput and latency (and, with --database-url,
+    /// end-to-end storage rate and delay).
+    Load(LoadArgs),
+    /// Measure how fast PostgreSQL stores the same rows by binary COPY and by the worker's insert.
+    CopyBaseline(BaselineArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("budget").required(true).args(["duration", "events"])))]
+struct LoadArgs {
+    /// Base URL of pulse-api.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Ingest API key of the project.
+    #[arg(long, env = "PULSE_BENCH_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// Requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Events per request: 1 posts to /v1/events, more to /v1/events/batch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    batch_size: u16,
+    /// Stop sending after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Stop after sending this many events.
+    #[arg(long)]
+    events: Option<u64>,
+    /// Target events per second (open loop); default: as fast as the api answers.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    /// PostgreSQL URL of the api's database: wait for storage and time it.
+    #[arg(long, requires = "project_id")]
+    database_url: Option<String>,
+    /// Project the API key belongs to (its events are counted).
+    #[arg(long)]
+    project_id: Option<Uuid>,
+    /// Every n-th request carries a timed marker event (default: about one per 50 events).
+    #[arg(long)]
+    marker_every: Option<u64>,
+    /// Marker poll interval in milliseconds.
+    #[arg(long, default_value_t = 15)]
+    poll_ms: u64,
+    /// Longest wait for storage after the load, in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    persist_timeout: f64,
+    /// Also print the report as one JSON line (last line of output).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BaselineArgs {
+    /// Maintenance database URL (a database to connect to while creating the scratch one).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+    /// Rows stored by each phase.
+    #[arg(long, default_value_t = 500_000)]
+    rows: u64,
+    /// Rows per transaction of the batched phases (the worker's batch size).
+    #[arg(long, default_value_t = 2_000)]
+    batch: usize,
+    /// Also print the report as one JSON line (last line of output).
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Load(args) => run_load(args).await,
+            Command::CopyBaseline(args) => run_baseline(args).await,
+        }
+    })
+}
+
+async fn run_baseline(args: BaselineArgs) -> Result<()> {
+    anyhow::ensure!(args.rows > 0, "--rows must be positive");
+    let report = baseline::run(&args.database_url, args.rows, args.batch).await?;
+    report.print_human();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
+
+async fn run_load(args: LoadArgs) -> Result<()> {
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be positive");
+    anyhow::ensure!(args.duration.is_none_or(|d| d > 0.0), "--duration must be positive");
+    anyhow::ensure!(args.rate.is_none_or(|r| r > 0.0), "--rate must be positive");
+    let batch_size = usize::from(args.batch_size);
+    let plan = load::LoadPlan {
+        base_url: args.url.clone(),
+        api_key: args.api_key.clone(),
+        concurrency: args.concurrency,
+        batch_size,
+        duration: args.duration.map(Duration::from_secs_f64),
+        events: args.events,
+        rate: args.rate,
+        request_timeout: Duration::from_secs_f64(args.timeout),
+        marker_every: args.marker_every.unwrap_or((50 / batch_size as u64).max(1)),
+    };
+    let pool = payload::body_pool_size(batch_size);
+    let bodies = Arc::new(payload::bodies(0x5EED, pool, batch_size));
+
+    let storage = match (&args.database_url, args.project_id) {
+        (Some(url), Some(project_id)) => {
+            let counter = persisted::connect(url).await?;
+            let before = persisted::count_stored(&counter, project_id).await?;
+            Some((url.clone(), project_id, counter, before))
+        }
+        _ => None,
+    };
+
+    let start = Instant::now();
+    let poll = Duration::from_millis(args.poll_ms.max(1));
+    let persist_timeout = Duration::from_secs_f64(args.persist_timeout);
+    let tracker = match &storage {
+        Some((url, ..)) => Some(MarkerTracker::start(
+            persisted::connect(url).await?,
+            start,
+            poll,
+            persist_timeout,
+        )),
+        None => None,
+    };
+    let outcome = load::run(&plan, bodies, start, tracker.as_ref().map(MarkerTracker::sender)).await?;
+    let mut report = outcome.report;
+
+    if let (Some((_, project_id, counter, before)), Some(tracker)) = (storage, tracker) {
+        eprintln!(
+            "pulse-bench: load done ({} events accepted); waiting for storage",
+            report.accepted_events
+        );
+        let target = before + report.accepted_events;
+        let (count, markers) = tokio::join!(
+            persisted::wait_for_count(&counter, project_id, target, start, persist_timeout),
+            tracker.finish()
+        );
+        let count = count?;
+        let markers = markers?;
+        let first = outcome.first_accept.unwrap_or_default();
+        let end_to_end = count.seen_at.saturating_sub(first);
+        report.persisted = Some(PersistedReport {
+            stored_events: count.stored.saturating_sub(before),
+            complete: count.complete,
+            end_to_end_s: end_to_end.as_secs_f64(),
+            end_to_end_events_per_s: report::rate(count.stored.saturating_sub(before), end_to_end),
+            drain_after_load_s: count.seen_at.saturating_sub(outcome.finished_at).as_secs_f64(),
+            delay: Percentiles::of(&markers.delays),
+            markers: markers.markers,
+            markers_missing: markers.missing,
+            poll_interval_ms: poll.as_millis() as u64,
+        });
+    }
+
+    report.print_human();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Waiting for accepted events to be stored, and timing it.
+//!
+//! Two measurements, both read from PostgreSQL without touching the pipeline:
+//!
+//! * **Acceptance→storage delay, by markers.** Every n-th request carries one event with an id
+//!   the tool chose. When its 2xx answer arrives the tool notes the time; a poller asks
+//!   `event_ids` (primary-key lookups, cheap at any table size) every `poll` for the markers
+//!   not yet seen. A marker first seen by the poll that started at `t`, and missed by the one
+//!   that started at `t'`, was committed in `(t', t]`; the midpoint is the estimate (see
+//!   `report::stored_estimate`), so the delay is exact to ±poll/2. Unlike a difference of
+//!   cumulative curves this assumes no FIFO order across Kafka partitions and costs the
+//!   database a few index probes, not a `count(*)` over millions of rows every 10–20 ms.
+//! * **End-to-end rate, by counts.** After the load, `count(*)` of the project's events is
+//!   polled until it reaches the count before the run plus every accepted event. The first
+//!   poll that sees them all bounds the last storage from above; its start minus the first
+//!   acceptance is the end-to-end time.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+use uuid::Uuid;
+
+use crate::report;
+
+/// Most marker ids asked for in one poll.
+const MAX_IDS_PER_POLL: usize = 20_000;
+
+/// One marker event: its id and when (offset from the run's start) its request was accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct Marker {
+    pub id: Uuid,
+    pub accepted_at: Duration,
+}
+
+struct Pending {
+    marker: Marker,
+    last_missed: Option<Duration>,
+}
+
+/// Opens a connection whose driver runs on its own task.
+pub async fn connect(url: &str) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            eprintln!("pulse-bench: database connection ended: {error}");
+        }
+    });
+    Ok(client)
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Stored events of the project.
+pub async fn count_stored(client: &Client, project_id: Uuid) -> Result<u64> {
+    let row = client
+        .query_one("SELECT count(*) FROM events WHERE project_id = $1", &[&project_id])
+        .await
+        .context("counting stored events")?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// Polls marker ids until every marker sent has been seen, or `timeout` after the senders
+/// closed.
+pub struct MarkerTracker {
+    sender: UnboundedSender<Marker>,
+    task: JoinHandle<Result<MarkerResult>>,
+}
+
+/// What the tracker found.
+pub struct MarkerResult {
+    pub delays: Histogram<u64>,
+    pub markers: u64,
+    pub missing: u64,
+}
+
+impl MarkerTracker {
+    pub fn start(client: Client, start: Instant, poll: Duration, timeout: Duration) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let task = tokio::spawn(track(client, receiver, start, poll, timeout));
+        Self { sender, task }
+    }
+
+    /// A sender for the load tasks.
+    pub fn sender(&self) -> UnboundedSender<Marker> {
+        self.sender.clone()
+    }
+
+    /// Closes this handle's sender and waits for the remaining markers.
+    pub async fn finish(self) -> Result<MarkerResult> {
+        drop(self.sender);
+        self.task.await.context("the marker poller panicked")?
+    }
+}
+
+async fn track(
+    client: Client,
+    mut receiver: UnboundedReceiver<Marker>,
+    start: Instant,
+    poll: Duration,
+    timeout: Duration,
+) -> Result<MarkerResult> {
+    let mut result = MarkerResult {
+        delays: report::micros_histogram(),
+        markers: 0,
+        missing: 0,
+    };
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut give_up_at: Option<Instant> = None;
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let statement = client
+        .prepare("SELECT id FROM event_ids WHERE id = ANY($1)")
+        .await
+        .context("preparing the marker query")?;
+    loop {
+        ticker.tick().await;
+        loop {
+            match receiver.try_recv() {
+                Ok(marker) => {
+                    result.markers += 1;
+                    pending.push(Pending {
+                        marker,
+                        last_missed: None,
+                    });
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    give_up_at.get_or_insert_with(|| Instant::now() + timeout);
+                    break;
+                }
+            }
+        }
+        if pending.is_empty() {
+            if give_up_at.is_some() {
+                break;
+            }
+            continue;
+        }
+        if give_up_at.is_some_and(|at| Instant::now() >= at) {
+            result.missing = pending.len() as u64;
+            break;
+        }
+        let asked = pending.len().min(MAX_IDS_PER_POLL);
+        let ids: Vec<Uuid> = pending[..asked].iter().map(|p| p.marker.id).collect();
+        let polled_at = start.elapsed();
+        let rows = client.query(&statement, &[&ids]).await.context("polling markers")?;
+        let seen: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+        let mut index = 0;
+        pending.retain_mut(|p| {
+            let was_asked = index < asked;
+            index += 1;
+            if !was_asked {
+                return true;
+            }
+            if seen.contains(&p.marker.id) {
+                let stored = report::stored_estimate(p.marker.accepted_at, p.last_missed, polled_at);
+                report::record(&mut result.delays, report::delay(p.marker.accepted_at, stored));
+                false
+            } else {
+                p.last_missed = Some(polled_at);
+                true
+            }
+        });
+    }
+    Ok(result)
+}
+
+/// When the count of stored events first reached the target.
+pub struct CountWait {
+    pub stored: u64,
+    pub complete: bool,
+    /// Offset of the start of the first poll that saw the target (or of the last poll).
+    pub seen_at: Duration,
+}
+
+/// Polls `count(*)` until it reaches `target` or `timeout` passes. The interval grows with the
+/// query's own duration so the poll never takes more than a third of one database core.
+pub async fn wait_for_count(
+    client: &Client,
+    project_id: Uuid,
+    target: u64,
+    start: Instant,
+    timeout: Duration,
+) -> Result<CountWait> {
+    let give_up_at = Instant::now() + timeout;
+    loop {
+        let polled_at = start.elapsed();
+        let began = Instant::now();
+        let stored = count_stored(client, project_id).await?;
+        if stored >= target || Instant::now() >= give_up_at {
+            return Ok(CountWait {
+                stored,
+                complete: stored >= target,
+                seen_at: polled_at,
+            });
+        }
+        let took = began.elapsed();
+        tokio::time::sleep((took * 2).max(Duration::from_millis(50))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+}
