@@ -1,15 +1,16 @@
 //! Builds the actix `App`: shared state, extractor error handlers, the per-request middleware,
-//! the operational endpoints (`/healthz`, `/readyz`, `/metrics`), the ingest routes and the JSON
-//! 404. Used by `serve` and by in-process tests.
+//! the operational endpoints (`/healthz`, `/readyz`, `/metrics`), the ingest routes (behind the
+//! per-key rate limit), the management routes, `/openapi.json` and `/docs`, and the JSON 404. Used by `serve` and by in-process tests.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpResponse};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use pulse_shared::ops::{self, Readiness};
 
 use crate::error::{self, ApiError};
 use crate::ingest::{self, IngestState};
+use crate::management::{self, ManagementState};
 use crate::request_id;
 
 /// Route of single-event ingest.
@@ -21,6 +22,7 @@ pub const EVENTS_BATCH: &str = "/v1/events/batch";
 pub fn build(
     state: web::Data<IngestState>,
     readiness: web::Data<Readiness>,
+    management: web::Data<ManagementState>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -33,12 +35,15 @@ pub fn build(
     App::new()
         .app_data(state)
         .app_data(readiness)
+        .app_data(management)
         .app_data(web::JsonConfig::default().error_handler(error::json_extractor_error))
         .app_data(web::PathConfig::default().error_handler(error::path_extractor_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_extractor_error))
         .wrap(from_fn(request_id::middleware))
         .configure(ops::configure)
         .configure(routes)
+        .configure(management::configure)
+        .configure(management::openapi::configure)
         .default_service(web::to(not_found))
 }
 
@@ -49,17 +54,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource(EVENTS)
             .name(EVENTS)
             .route(web::post().to(ingest::single))
-            .default_service(web::to(post_only)),
+            .default_service(web::to(post_only))
+            .wrap(from_fn(management::rate_limit::ingest_middleware)),
     )
     .service(
         web::resource(EVENTS_BATCH)
             .name(EVENTS_BATCH)
             .route(web::post().to(ingest::batch))
-            .default_service(web::to(post_only)),
+            .default_service(web::to(post_only))
+            .wrap(from_fn(management::rate_limit::ingest_middleware)),
     );
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
+/// The app's default service, also used by resources without one of their own (the ops
+/// routes, all GET): a known path with another method is 405, anything else 404.
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        return Err(ApiError::MethodNotAllowed("GET"));
+    }
     Err(ApiError::NotFound)
 }
 
