@@ -1,6 +1,7 @@
 //! Builds the actix `App`: shared state, extractor error handlers, the per-request middleware,
 //! the operational endpoints (`/healthz`, `/readyz`, `/metrics`), the ingest routes (behind the
-//! per-key rate limit), the management routes, `/openapi.json` and `/docs`, and the JSON 404. Used by `serve` and by in-process tests.
+//! per-key rate limit), the management routes, `/openapi.json` and `/docs`, and the JSON 404.
+//! Used by `serve` and by in-process tests.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};

@@ -21,7 +21,7 @@ use moka::future::Cache;
 use moka::Expiry;
 use pulse_shared::db::{self, DbPool};
 use pulse_shared::keys;
-use pulse_shared::schema::api_keys;
+use pulse_shared::schema::{api_keys, projects};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -51,9 +51,21 @@ pub struct KeyRecord {
     pub kafka_key: Box<str>,
     pub expires_at: Option<DateTime<Utc>>,
     pub scopes: Vec<String>,
+    /// The project's ingest limit (requests per second per key), `None` for the default.
+    pub rate_limit_per_sec: Option<i32>,
     /// Unix seconds of the last `last_used_at` touch requested through this record.
     last_touch: AtomicI64,
 }
+
+/// A key row: id, project, scopes, expiry, revocation, the project's rate limit.
+type KeyRow = (
+    Uuid,
+    Uuid,
+    Vec<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<i32>,
+);
 
 /// `None` caches "no such usable key".
 type Cached = Option<Arc<KeyRecord>>;
@@ -129,15 +141,20 @@ impl Auth {
             use diesel_async::RunQueryDsl;
             let mut conn = db::connection(&self.pool).await.map_err(|error| error.to_string())?;
             api_keys::table
+                .inner_join(projects::table)
                 .filter(api_keys::key_hash.eq(&hash[..]))
+                // A deleted project's keys are revoked in the same transaction; this is belt
+                // and braces.
+                .filter(projects::deleted_at.is_null())
                 .select((
                     api_keys::id,
                     api_keys::project_id,
                     api_keys::scopes,
                     api_keys::expires_at,
                     api_keys::revoked_at,
+                    projects::ingest_rate_limit_per_sec,
                 ))
-                .first::<(Uuid, Uuid, Vec<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>(&mut conn)
+                .first::<KeyRow>(&mut conn)
                 .await
                 .optional()
                 .map_err(|error| error.to_string())
@@ -146,17 +163,26 @@ impl Auth {
             .await
             .map_err(|_| format!("no answer from the database within {LOOKUP_TIMEOUT:?}"))??;
         Ok(match row {
-            Some((key_id, project_id, scopes, expires_at, None)) => Some(Arc::new(KeyRecord {
+            Some((key_id, project_id, scopes, expires_at, None, rate_limit_per_sec)) => Some(Arc::new(KeyRecord {
                 key_id,
                 project_id,
                 kafka_key: project_id.to_string().into_boxed_str(),
                 expires_at,
                 scopes,
+                rate_limit_per_sec,
                 last_touch: AtomicI64::new(0),
             })),
             // Unknown or revoked.
-            Some((_, _, _, _, Some(_))) | None => None,
+            Some((_, _, _, _, Some(_), _)) | None => None,
         })
+    }
+
+    /// Forgets a key (by its stored hash) in this replica's cache, so that a revocation made
+    /// here takes effect here at once; other replicas follow within the cache TTL.
+    pub async fn evict(&self, stored_hash: &[u8]) {
+        if let Ok(hash) = <[u8; 32]>::try_from(stored_hash) {
+            self.cache.invalidate(&hash).await;
+        }
     }
 
     /// Asks the background task to record a use, at most once a minute per cached record.

@@ -77,6 +77,44 @@ pub enum ApiError {
     /// A bug or an unexpected failure; the context is logged, never sent.
     #[error("internal error")]
     Internal(String),
+    // Management API (api/src/management).
+    /// The object does not exist or belongs to a tenant the caller is not in (never 403).
+    #[error("{0} not found")]
+    Missing(&'static str),
+    /// A member of the organization whose role is too low.
+    #[error("this needs the {0} role (or higher) in the organization")]
+    RoleRequired(&'static str),
+    /// The request conflicts with the current state (`EMAIL_TAKEN`, `LAST_OWNER`, …).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A well-formed request whose field breaks a rule.
+    #[error("{message}")]
+    InvalidField { field: &'static str, message: String },
+    #[error("email or password is wrong")]
+    InvalidCredentials,
+    #[error("{0}")]
+    InvalidRefreshToken(&'static str),
+    /// A consumed refresh token was presented again: its whole session was revoked.
+    #[error("this refresh token was already used; the session has been revoked, log in again")]
+    RefreshTokenReused,
+    /// A token bucket is empty (login attempts, or an API key's ingest limit).
+    #[error("too many requests, retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// No database connection in time for a management request.
+    #[error("the database is unavailable, retry later")]
+    DatabaseUnavailable { retry_after_secs: u64 },
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
+                Self::DatabaseUnavailable { retry_after_secs: 2 }
+            }
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
 }
 
 impl ApiError {
@@ -104,6 +142,15 @@ impl ApiError {
             Self::EventRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::KafkaUnavailable { .. } | Self::AuthUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Missing(_) => StatusCode::NOT_FOUND,
+            Self::RoleRequired(_) => StatusCode::FORBIDDEN,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidCredentials | Self::InvalidRefreshToken(_) | Self::RefreshTokenReused => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::DatabaseUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -128,6 +175,15 @@ impl ApiError {
             Self::KafkaUnavailable { .. } => "KAFKA_UNAVAILABLE",
             Self::AuthUnavailable { .. } => "AUTH_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
+            Self::Missing(_) => "NOT_FOUND",
+            Self::RoleRequired(_) => "FORBIDDEN",
+            Self::Conflict { code, .. } => code,
+            Self::InvalidField { .. } => "INVALID_FIELD",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::InvalidRefreshToken(_) => "INVALID_REFRESH_TOKEN",
+            Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::DatabaseUnavailable { .. } => "DATABASE_UNAVAILABLE",
         }
     }
 
@@ -137,15 +193,17 @@ impl ApiError {
             Self::TooManyEvents { count, max } => Some(json!({ "count": count, "max": max })),
             Self::InvalidEvent(rejection) => Some(json!({ "field": rejection.field })),
             Self::ValidationFailed(rejected) | Self::EventRejected(rejected) => Some(json!({ "rejected": rejected })),
+            Self::InvalidField { field, .. } => Some(json!({ "field": field })),
             _ => None,
         }
     }
 
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::KafkaUnavailable { retry_after_secs } | Self::AuthUnavailable { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
+            Self::KafkaUnavailable { retry_after_secs }
+            | Self::AuthUnavailable { retry_after_secs }
+            | Self::RateLimited { retry_after_secs }
+            | Self::DatabaseUnavailable { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }

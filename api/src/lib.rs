@@ -4,7 +4,8 @@
 //! Modules, one job each: [`cli`] (arguments), [`serve`] (start-up and shutdown), [`app`] (the
 //! actix `App`), [`request_id`] (per-request middleware), [`auth`] (API keys), [`body`] (limits,
 //! gzip, content type), [`validate`] (event rules), [`ingest`] (handlers), [`error`] (the error
-//! type and its wire form), [`metrics`], [`admin`] (`create-project`). The wire API is documented
+//! type and its wire form), [`metrics`], [`admin`] (`create-project`), [`management`] (accounts,
+//! organizations, projects, API keys, rate limits, OpenAPI; docs/management.md). The wire API is documented
 //! in docs/ingest.md.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod body;
 pub mod cli;
 pub mod error;
 pub mod ingest;
+pub mod management;
 pub mod metrics;
 pub mod request_id;
 pub mod serve;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pulse_api::cli::{AdminCommand, Cli, Command};
 use pulse_api::{admin, serve};
-use pulse_shared::config::{self, ApiConfig, DatabaseConfig, KafkaConfig, LogConfig};
+use pulse_shared::config::{self, ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, LogConfig};
 use pulse_shared::{db, telemetry};
 
 fn main() -> ExitCode {
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Serve => Some((
             config::or_exit(ApiConfig::from_env()),
             config::or_exit(KafkaConfig::from_env()),
+            config::or_exit(AuthConfig::from_env()),
         )),
         Command::Migrate | Command::Admin { .. } => None,
     };
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
 
     let result = actix_web::rt::System::new().block_on(async move {
         match (command, serve_config) {
-            (Command::Serve, Some((api, kafka))) => serve::run(api, database, kafka).await,
+            (Command::Serve, Some((api, kafka, auth))) => serve::run(api, database, kafka, auth).await,
             (Command::Migrate, _) => {
                 let applied = db::migrate(&database.url, serve::PARTITIONS_AHEAD_DAYS).await?;
                 if applied.is_empty() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpServer};
 use anyhow::{bail, Context};
-use pulse_shared::config::{ApiConfig, DatabaseConfig, KafkaConfig};
+use pulse_shared::config::{ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig};
 use pulse_shared::db;
 use pulse_shared::kafka::admin::ensure_topics;
 use pulse_shared::kafka::probe::KafkaProbe;
@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app;
 use crate::auth::Auth;
 use crate::ingest::IngestState;
+use crate::management::{purge, ManagementState};
 use crate::metrics;
 
 /// Daily event partitions created ahead of today when migrating.
@@ -39,7 +40,12 @@ const KAFKA_WAIT: Duration = Duration::from_secs(60);
 const KAFKA_ATTEMPT: Duration = Duration::from_secs(15);
 
 /// Runs the api until a signal, then drains. Errors are start-up failures.
-pub async fn run(api: ApiConfig, database: DatabaseConfig, kafka: KafkaConfig) -> anyhow::Result<()> {
+pub async fn run(
+    api: ApiConfig,
+    database: DatabaseConfig,
+    kafka: KafkaConfig,
+    auth_config: AuthConfig,
+) -> anyhow::Result<()> {
     let stop = shutdown::on_signal();
     metrics::init();
 
@@ -62,7 +68,7 @@ pub async fn run(api: ApiConfig, database: DatabaseConfig, kafka: KafkaConfig) -
         pool.clone(),
         KafkaProbe::new(&kafka).context("creating the Kafka probe")?,
     );
-    let (auth, toucher) = Auth::new(pool, api.api_key_cache_ttl);
+    let (auth, toucher) = Auth::new(pool.clone(), api.api_key_cache_ttl);
     let toucher_stop = CancellationToken::new();
     let toucher_task = tokio::spawn(toucher.run(toucher_stop.clone()));
 
@@ -74,7 +80,16 @@ pub async fn run(api: ApiConfig, database: DatabaseConfig, kafka: KafkaConfig) -
         api.max_batch_events,
     ));
     let readiness_data = web::Data::new(readiness.clone());
-    let server = HttpServer::new(move || app::build(state.clone(), readiness_data.clone()))
+    // Management routes, and the background purge of deleted projects (management::purge).
+    let management = web::Data::new(ManagementState::new(pool.clone(), &auth_config, Some(state.clone())));
+    let purge_stop = CancellationToken::new();
+    let purge_task = tokio::spawn(purge::run(
+        pool,
+        auth_config.purge_interval,
+        auth_config.purge_batch_size,
+        purge_stop.clone(),
+    ));
+    let server = HttpServer::new(move || app::build(state.clone(), readiness_data.clone(), management.clone()))
         .workers(api.workers)
         .disable_signals()
         .shutdown_timeout(api.shutdown_timeout.as_secs())
@@ -88,6 +103,7 @@ pub async fn run(api: ApiConfig, database: DatabaseConfig, kafka: KafkaConfig) -
     tokio::select! {
         result = &mut server => {
             toucher_stop.cancel();
+            purge_stop.cancel();
             return result.context("HTTP server failed");
         }
         () = stop.cancelled() => {}
@@ -105,7 +121,9 @@ pub async fn run(api: ApiConfig, database: DatabaseConfig, kafka: KafkaConfig) -
         Err(error) => tracing::warn!(in_flight, error = %error, "Producer flush incomplete"),
     }
     toucher_stop.cancel();
+    purge_stop.cancel();
     let _ = toucher_task.await;
+    let _ = purge_task.await;
     tracing::info!("Stopped");
     Ok(())
 }

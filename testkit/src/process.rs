@@ -9,6 +9,9 @@ use std::time::Duration;
 use crate::net::free_port;
 use crate::{TestDb, TestKafka};
 
+/// `PULSE_JWT_SECRET` of the test processes (the api refuses to start without one).
+pub const TEST_JWT_SECRET: &str = "pulse-test-jwt-secret-0123456789abcdef";
+
 /// The environment of the Pulse processes of one test.
 #[derive(Debug, Clone)]
 pub struct PulseEnv {
@@ -25,6 +28,7 @@ impl PulseEnv {
             .set("PULSE_DATABASE_POOL_SIZE", "4")
             .set("PULSE_API_WORKERS", "2")
             .set("PULSE_SHUTDOWN_TIMEOUT_SECS", "10")
+            .set("PULSE_JWT_SECRET", TEST_JWT_SECRET)
     }
 
     pub fn empty() -> Self {

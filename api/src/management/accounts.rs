@@ -140,19 +140,21 @@ pub fn check_name(field: &'static str, raw: &str) -> Result<String, ApiError> {
 }
 
 /// Starts a session (a new refresh-token family) for `user`.
-async fn start_session(
-    state: &ManagementState,
-    conn: &mut AsyncPgConnection,
-    user: Uuid,
-) -> Result<Tokens, ApiError> {
+async fn start_session(state: &ManagementState, conn: &mut AsyncPgConnection, user: Uuid) -> Result<Tokens, ApiError> {
     issue(state, conn, user, Uuid::now_v7()).await
 }
 
 /// Stores a new refresh token in `family` and signs an access token for it.
-async fn issue(state: &ManagementState, conn: &mut AsyncPgConnection, user: Uuid, family: Uuid) -> Result<Tokens, ApiError> {
+async fn issue(
+    state: &ManagementState,
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    family: Uuid,
+) -> Result<Tokens, ApiError> {
     let refresh = tokens::new_refresh_token();
     let now = Utc::now();
-    let refresh_expires_at = now + ChronoDuration::from_std(state.refresh_token_ttl).unwrap_or(ChronoDuration::days(30));
+    let refresh_expires_at =
+        now + ChronoDuration::from_std(state.refresh_token_ttl).unwrap_or(ChronoDuration::days(30));
     diesel::insert_into(refresh_tokens::table)
         .values((
             refresh_tokens::id.eq(Uuid::now_v7()),
@@ -316,6 +318,16 @@ pub async fn login(
     Ok(web::Json(Session { tokens, user }))
 }
 
+/// id, user, family, expiry, use, revocation.
+type RefreshRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
 /// What the presented refresh token turned out to be.
 enum RefreshOutcome {
     Rotated(Uuid, Tokens),
@@ -335,7 +347,10 @@ enum RefreshOutcome {
         (status = 401, description = "INVALID_REFRESH_TOKEN (unknown, expired, revoked) or REFRESH_TOKEN_REUSED (already consumed: the whole session is revoked)"),
     )
 )]
-pub async fn refresh(state: web::Data<ManagementState>, body: web::Json<RefreshRequest>) -> Result<web::Json<Session>, ApiError> {
+pub async fn refresh(
+    state: web::Data<ManagementState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<web::Json<Session>, ApiError> {
     let presented = body.into_inner().refresh_token;
     if !tokens::looks_like_refresh_token(&presented) {
         return Err(ApiError::InvalidRefreshToken("invalid refresh token"));
@@ -347,21 +362,20 @@ pub async fn refresh(state: web::Data<ManagementState>, body: web::Json<RefreshR
     let outcome = conn
         .transaction::<_, ApiError, _>(|conn| {
             async move {
-                let row: Option<(Uuid, Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-                    refresh_tokens::table
-                        .filter(refresh_tokens::token_hash.eq(&hash))
-                        .select((
-                            refresh_tokens::id,
-                            refresh_tokens::user_id,
-                            refresh_tokens::family_id,
-                            refresh_tokens::expires_at,
-                            refresh_tokens::used_at,
-                            refresh_tokens::revoked_at,
-                        ))
-                        .for_update()
-                        .first(conn)
-                        .await
-                        .optional()?;
+                let row: Option<RefreshRow> = refresh_tokens::table
+                    .filter(refresh_tokens::token_hash.eq(&hash))
+                    .select((
+                        refresh_tokens::id,
+                        refresh_tokens::user_id,
+                        refresh_tokens::family_id,
+                        refresh_tokens::expires_at,
+                        refresh_tokens::used_at,
+                        refresh_tokens::revoked_at,
+                    ))
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
                 let Some((id, user_id, family, expires_at, used_at, revoked_at)) = row else {
                     return Ok(RefreshOutcome::Invalid("invalid refresh token"));
                 };
@@ -415,22 +429,30 @@ pub async fn refresh(state: web::Data<ManagementState>, body: web::Json<RefreshR
         (status = 400, description = "Invalid JSON"),
     )
 )]
-pub async fn logout(state: web::Data<ManagementState>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn logout(
+    state: web::Data<ManagementState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
     let presented = body.into_inner().refresh_token;
     if tokens::looks_like_refresh_token(&presented) {
         let hash = tokens::hash_refresh_token(&presented);
         let mut conn = state.conn().await?;
-        let family = refresh_tokens::table
+        let family: Option<Uuid> = refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(&hash))
-            .select(refresh_tokens::family_id);
-        diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::family_id.eq_any(family))
-                .filter(refresh_tokens::revoked_at.is_null()),
-        )
-        .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-        .execute(&mut conn)
-        .await?;
+            .select(refresh_tokens::family_id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        if let Some(family) = family {
+            diesel::update(
+                refresh_tokens::table
+                    .filter(refresh_tokens::family_id.eq(family))
+                    .filter(refresh_tokens::revoked_at.is_null()),
+            )
+            .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+            .execute(&mut conn)
+            .await?;
+        }
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -513,7 +535,15 @@ mod tests {
     #[test]
     fn emails_are_normalized_and_checked() {
         assert_eq!(normalize_email("  Ada@Example.COM ").expect("valid"), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "a b@example.com", "ada@@example.com", "ada@.com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@.com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

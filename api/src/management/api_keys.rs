@@ -121,6 +121,15 @@ pub struct RotateKey {
     pub grace_period_secs: Option<u64>,
 }
 
+/// name, scopes, hash, expiry, revocation of the key being rotated.
+type RotatedRow = (
+    String,
+    Vec<String>,
+    Vec<u8>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
 fn check_scopes(scopes: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     let Some(requested) = scopes else {
         return Ok(vec!["ingest".to_owned()]);
@@ -327,7 +336,7 @@ pub async fn rotate(
         .transaction::<_, ApiError, _>(|conn| {
             let generated = &generated;
             async move {
-                let old: (String, Vec<String>, Vec<u8>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) = api_keys::table
+                let old: RotatedRow = api_keys::table
                     .filter(api_keys::id.eq(key_id))
                     .filter(api_keys::project_id.eq(project.id))
                     .select((

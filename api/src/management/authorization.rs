@@ -93,12 +93,18 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing access token: send `Authorization: Bearer <access token>`"))?
+        .ok_or(ApiError::Unauthorized(
+            "missing access token: send `Authorization: Bearer <access token>`",
+        ))?
         .to_str()
         .map_err(|_| ApiError::Unauthorized("invalid access token"))?;
     let token = match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Err(ApiError::Unauthorized("the Authorization header must be `Bearer <access token>`")),
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "the Authorization header must be `Bearer <access token>`",
+            ))
+        }
     };
     if token.starts_with(pulse_shared::keys::KEY_PREFIX) {
         return Err(ApiError::Unauthorized(
@@ -205,6 +211,9 @@ mod tests {
         }
         assert!("root".parse::<Role>().is_err());
         assert!(allow(Role::Admin, Role::Member).is_ok());
-        assert_eq!(allow(Role::Member, Role::Admin).expect_err("403").status().as_u16(), 403);
+        assert_eq!(
+            allow(Role::Member, Role::Admin).expect_err("403").status().as_u16(),
+            403
+        );
     }
 }

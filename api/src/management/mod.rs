@@ -40,6 +40,8 @@ pub struct ManagementState {
     pub refresh_token_ttl: Duration,
     pub login_limiter: rate_limit::LoginLimiter,
     pub rotation_grace: Duration,
+    /// Per API key token buckets of the ingest routes.
+    pub ingest_limiter: rate_limit::IngestLimiter,
     /// The ingest state of this replica, when there is one: revoking a key or deleting a project
     /// evicts its keys from this replica's key cache at once (other replicas within the TTL).
     pub ingest: Option<web::Data<IngestState>>,
@@ -52,8 +54,12 @@ impl ManagementState {
             jwt: tokens::JwtKeys::new(&config.jwt_secret),
             access_token_ttl: config.access_token_ttl,
             refresh_token_ttl: config.refresh_token_ttl,
-            login_limiter: rate_limit::LoginLimiter::new(config.login_rate_per_min_ip, config.login_rate_per_min_account),
+            login_limiter: rate_limit::LoginLimiter::new(
+                config.login_rate_per_min_ip,
+                config.login_rate_per_min_account,
+            ),
             rotation_grace: config.rotation_grace,
+            ingest_limiter: rate_limit::IngestLimiter::new(config.default_ingest_rate_per_sec),
             ingest,
         }
     }
@@ -99,7 +105,7 @@ macro_rules! routes {
                     web::resource($path)
                         .name($path)
                         $( .route(web::$method().to($handler)) )+
-                        .default_service(web::to(|| async { ApiError::MethodNotAllowed($allow) })),
+                        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed($allow)) })),
                 );
             )+
         }

@@ -72,7 +72,11 @@ pub struct UpdateMember {
 }
 
 /// Loads an organization's view for a caller holding `role`.
-pub async fn load_view(conn: &mut AsyncPgConnection, organization: Uuid, role: Role) -> Result<OrganizationView, ApiError> {
+pub async fn load_view(
+    conn: &mut AsyncPgConnection,
+    organization: Uuid,
+    role: Role,
+) -> Result<OrganizationView, ApiError> {
     let (id, name, created_at): (Uuid, String, DateTime<Utc>) = organizations::table
         .find(organization)
         .filter(organizations::deleted_at.is_null())
@@ -104,14 +108,22 @@ fn parse_role(role: &str) -> Result<Role, ApiError> {
         (status = 401, description = "Missing, invalid or expired access token"),
     )
 )]
-pub async fn list(caller: AuthUser, state: web::Data<ManagementState>) -> Result<web::Json<Vec<OrganizationView>>, ApiError> {
+pub async fn list(
+    caller: AuthUser,
+    state: web::Data<ManagementState>,
+) -> Result<web::Json<Vec<OrganizationView>>, ApiError> {
     let mut conn = state.conn().await?;
     let rows: Vec<(Uuid, String, DateTime<Utc>, String)> = organizations::table
         .inner_join(memberships::table)
         .filter(memberships::user_id.eq(caller.user_id))
         .filter(organizations::deleted_at.is_null())
         .order((organizations::created_at.asc(), organizations::id.asc()))
-        .select((organizations::id, organizations::name, organizations::created_at, memberships::role))
+        .select((
+            organizations::id,
+            organizations::name,
+            organizations::created_at,
+            memberships::role,
+        ))
         .load(&mut conn)
         .await?;
     let views = rows
@@ -241,7 +253,13 @@ async fn load_members(
         .inner_join(users::table)
         .filter(memberships::organization_id.eq(organization))
         .order((memberships::created_at.asc(), users::id.asc()))
-        .select((users::id, users::email, users::name, memberships::role, memberships::created_at))
+        .select((
+            users::id,
+            users::email,
+            users::name,
+            memberships::role,
+            memberships::created_at,
+        ))
         .into_boxed();
     if let Some(user) = only {
         query = query.filter(users::id.eq(user));

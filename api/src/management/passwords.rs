@@ -46,7 +46,8 @@ fn hash_blocking(password: &str) -> Result<String, String> {
 }
 
 fn verify_blocking(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(stored)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// The PHC string (`$argon2id$…`) of `password`, computed on the blocking pool.
@@ -81,10 +82,16 @@ mod tests {
     async fn hash_and_verify() {
         let stored = hash("correct horse battery".into()).await.expect("hash");
         assert!(stored.starts_with("$argon2id$"), "{stored}");
-        assert!(verify("correct horse battery".into(), Some(stored.clone())).await.expect("verify"));
-        assert!(!verify("wrong horse battery".into(), Some(stored)).await.expect("verify"));
+        assert!(verify("correct horse battery".into(), Some(stored.clone()))
+            .await
+            .expect("verify"));
+        assert!(!verify("wrong horse battery".into(), Some(stored))
+            .await
+            .expect("verify"));
         assert!(!verify("anything at all".into(), None).await.expect("verify"));
-        assert!(!verify("x".into(), Some("not a phc string".into())).await.expect("verify"));
+        assert!(!verify("x".into(), Some("not a phc string".into()))
+            .await
+            .expect("verify"));
     }
 
     #[test]

@@ -124,7 +124,9 @@ fn check_rate(limit: i32) -> Result<i32, ApiError> {
     } else {
         Err(ApiError::InvalidField {
             field: "ingest_rate_limit_per_sec",
-            message: format!("ingest_rate_limit_per_sec must be between 1 and {MAX_RATE_LIMIT}, or null for the default"),
+            message: format!(
+                "ingest_rate_limit_per_sec must be between 1 and {MAX_RATE_LIMIT}, or null for the default"
+            ),
         })
     }
 }
@@ -215,7 +217,9 @@ pub async fn create(
         .get_result(&mut conn)
         .await;
     let row = match inserted {
-        Err(error) if super::is_unique_violation(&error, "projects_organization_id_name_key") => return Err(name_taken()),
+        Err(error) if super::is_unique_violation(&error, "projects_organization_id_name_key") => {
+            return Err(name_taken())
+        }
         other => other?,
     };
     tracing::info!(project_id = %row.id, organization_id = %row.organization_id, "Project created");
@@ -288,7 +292,9 @@ pub async fn update(
         .get_result(&mut conn)
         .await;
     let row = match updated {
-        Err(error) if super::is_unique_violation(&error, "projects_organization_id_name_key") => return Err(name_taken()),
+        Err(error) if super::is_unique_violation(&error, "projects_organization_id_name_key") => {
+            return Err(name_taken())
+        }
         // Nothing to change: diesel refuses an empty SET.
         Err(diesel::result::Error::QueryBuilderError(_)) => row,
         other => other?,

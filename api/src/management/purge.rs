@@ -71,7 +71,11 @@ async fn step_in(conn: &mut AsyncPgConnection, batch_size: i64) -> Result<Step, 
         )
         .execute(conn)
         .await?;
-        return Ok(if removed > 0 { Step::OrganizationRemoved } else { Step::Idle });
+        return Ok(if removed > 0 {
+            Step::OrganizationRemoved
+        } else {
+            Step::Idle
+        });
     };
 
     // The oldest `batch_size` events (and any sharing the last timestamp), through the

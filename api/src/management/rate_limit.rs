@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::auth::SCOPE_INGEST;
 use crate::error::ApiError;
 use crate::ingest::IngestState;
+use crate::management::ManagementState;
 
 /// Maps grow to this many buckets before idle ones are swept.
 const SWEEP_ABOVE: usize = 10_000;
@@ -227,10 +228,14 @@ pub async fn ingest_middleware(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let decision = match (
         req.app_data::<web::Data<IngestState>>(),
-        req.app_data::<web::Data<IngestLimiter>>(),
+        req.app_data::<web::Data<ManagementState>>(),
     ) {
-        (Some(state), Some(limiter)) => match state.auth.authenticate(req.headers(), SCOPE_INGEST).await {
-            Ok(record) => Some(limiter.check(record.key_id, record.rate_limit_per_sec, Instant::now())),
+        (Some(state), Some(management)) => match state.auth.authenticate(req.headers(), SCOPE_INGEST).await {
+            Ok(record) => Some(management.ingest_limiter.check(
+                record.key_id,
+                record.rate_limit_per_sec,
+                Instant::now(),
+            )),
             Err(_) => None,
         },
         _ => None,

@@ -89,7 +89,8 @@ impl JwtKeys {
     /// The claims of a token signed with this key, of type `access`, not expired at `now`.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
@@ -190,7 +191,10 @@ mod tests {
         let (rest, _) = token.rsplit_once('.').expect("three parts");
         let (_, payload) = rest.split_once('.').expect("header");
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert_eq!(keys.verify(&format!("{none_header}.{payload}."), 1_000), Err(TokenError::Malformed));
+        assert_eq!(
+            keys.verify(&format!("{none_header}.{payload}."), 1_000),
+            Err(TokenError::Malformed)
+        );
 
         let forged = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&serde_json::json!({"sub": Uuid::now_v7(), "sid": Uuid::now_v7(), "iat": 0, "exp": i64::MAX, "typ": "access"}))

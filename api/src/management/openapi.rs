@@ -1,0 +1,399 @@
+//! The OpenAPI 3.1 description of the whole api, built from the code with utoipa: served at
+//! `GET /openapi.json` and browsable at `GET /docs` (Scalar; the page loads its viewer script
+//! from the Scalar CDN in the reader's browser).
+//!
+//! Management handlers carry their own `#[utoipa::path]`. The ingest routes and the
+//! operational endpoints are described here by signature-only functions, so their modules stay
+//! free of documentation concerns; `api/tests/management_openapi.rs` checks that every route
+//! the app registers is in the document and that every documented route answers.
+//!
+//! Every error response gets the error envelope's schema and an example from [`ErrorBodies`],
+//! so the per-route attributes only say which statuses can happen and why.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as OpenApiDoc, RefOr, Response};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_scalar::{Scalar, Servable};
+
+use super::{accounts, api_keys, organizations, projects, users};
+
+/// Where the document is served.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// Where the browsable reference is served.
+pub const DOCS_PATH: &str = "/docs";
+
+/// The error envelope of every non-2xx answer.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "NOT_FOUND", "message": "project not found"}}))]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// The body of [`ErrorEnvelope`].
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// UPPER_SNAKE_CASE code clients may branch on (`INVALID_JSON`, `NOT_FOUND`, `RATE_LIMITED`, …).
+    pub code: String,
+    /// Human-readable; never echoes secrets.
+    pub message: String,
+    /// Present when it carries something: the field at fault, rejected events, limits.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// One event, as `POST /v1/events` takes it and `POST /v1/events/batch` takes a list of them.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "event_type": "checkout.completed",
+    "timestamp": "2026-11-23T10:00:00Z",
+    "source": "web",
+    "user_id": "u_42",
+    "session_id": "s_9",
+    "duration_ms": 350,
+    "priority": "high",
+    "status": "ok",
+    "tags": ["eu", "mobile"],
+    "data": {"amount_cents": 4200},
+    "metadata": {"app_version": "3.1.0"}
+}))]
+pub struct IngestEvent {
+    /// UUID; one is assigned (v7) when absent. Re-sending an event with the same id stores it once.
+    pub id: Option<uuid::Uuid>,
+    /// RFC 3339; the arrival time when absent.
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// 1 to 200 characters.
+    pub event_type: String,
+    pub source: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// 0 or more.
+    pub duration_ms: Option<i64>,
+    pub priority: Option<String>,
+    pub status: Option<String>,
+    /// At most 50 tags of 1 to 200 characters.
+    pub tags: Option<Vec<String>>,
+    /// A JSON object.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// A JSON object.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// `POST /v1/events/batch` body.
+#[derive(Serialize, ToSchema)]
+pub struct IngestBatch {
+    /// 1 to `PULSE_MAX_BATCH_EVENTS` (1000) events.
+    pub events: Vec<IngestEvent>,
+}
+
+/// Answer of `POST /v1/events`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": "0192f0c1-7a3e-7000-8000-0000000e0001"}))]
+pub struct IngestAccepted {
+    pub id: uuid::Uuid,
+}
+
+/// One rejected event of a batch.
+#[derive(Serialize, ToSchema)]
+pub struct IngestRejection {
+    /// Position in the batch.
+    pub index: usize,
+    /// `INVALID_EVENT`, `EVENT_TOO_LARGE` or `EVENT_REJECTED`.
+    pub code: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Answer of `POST /v1/events/batch`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "accepted": 1,
+    "ids": ["0192f0c1-7a3e-7000-8000-0000000e0001"],
+    "rejected": [{"index": 1, "code": "INVALID_EVENT", "field": "event_type", "message": "event_type is required"}]
+}))]
+pub struct IngestBatchAccepted {
+    pub accepted: usize,
+    /// Ids of the accepted events, in batch order.
+    pub ids: Vec<uuid::Uuid>,
+    pub rejected: Vec<IngestRejection>,
+}
+
+/// Sends one event.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "ingest",
+    security(("api_key" = []), ("api_key_header" = [])),
+    request_body(content = IngestEvent, description = "JSON, optionally gzip (`Content-Encoding: gzip`)"),
+    responses(
+        (status = 202, description = "Acknowledged by Kafka: it will be stored. Carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset", body = IngestAccepted),
+        (status = 400, description = "INVALID_JSON, INVALID_EVENT (details.field) or INVALID_GZIP"),
+        (status = 401, description = "UNAUTHORIZED: missing, unknown, revoked or expired API key"),
+        (status = 403, description = "FORBIDDEN: the key lacks the `ingest` scope"),
+        (status = 413, description = "PAYLOAD_TOO_LARGE or EVENT_TOO_LARGE"),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE or UNSUPPORTED_ENCODING"),
+        (status = 422, description = "EVENT_REJECTED: Kafka refused the event for good"),
+        (status = 429, description = "RATE_LIMITED: the key's token bucket is empty; see Retry-After and RateLimit-*"),
+        (status = 503, description = "KAFKA_UNAVAILABLE or AUTH_UNAVAILABLE: retry after Retry-After"),
+    )
+)]
+#[allow(dead_code)]
+fn ingest_single() {}
+
+/// Sends a batch of events; valid ones are accepted, each invalid one reported by index.
+#[utoipa::path(
+    post,
+    path = "/v1/events/batch",
+    tag = "ingest",
+    security(("api_key" = []), ("api_key_header" = [])),
+    request_body(content = IngestBatch, description = "JSON, optionally gzip (`Content-Encoding: gzip`)"),
+    responses(
+        (status = 202, description = "Every listed event was acknowledged by Kafka; `rejected` lists the invalid ones", body = IngestBatchAccepted),
+        (status = 400, description = "INVALID_JSON, EMPTY_BATCH, INVALID_GZIP or VALIDATION_FAILED (no valid event; details.rejected)"),
+        (status = 401, description = "UNAUTHORIZED: missing, unknown, revoked or expired API key"),
+        (status = 403, description = "FORBIDDEN: the key lacks the `ingest` scope"),
+        (status = 413, description = "PAYLOAD_TOO_LARGE or TOO_MANY_EVENTS"),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE or UNSUPPORTED_ENCODING"),
+        (status = 422, description = "EVENT_REJECTED"),
+        (status = 429, description = "RATE_LIMITED: see Retry-After and RateLimit-*"),
+        (status = 503, description = "KAFKA_UNAVAILABLE or AUTH_UNAVAILABLE: retry the whole batch after Retry-After"),
+    )
+)]
+#[allow(dead_code)]
+fn ingest_batch() {}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+#[allow(dead_code)]
+fn healthz() {}
+
+/// Readiness: Kafka and PostgreSQL reachable, not draining.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready"),
+        (status = 503, description = "Not ready (a dependency is down, or shutting down)"),
+    )
+)]
+#[allow(dead_code)]
+fn readyz() {}
+
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+#[allow(dead_code)]
+fn metrics() {}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI document")))]
+#[allow(dead_code)]
+fn openapi_json() {}
+
+/// The browsable reference.
+#[utoipa::path(get, path = "/docs", tag = "operations", responses((status = 200, description = "HTML page", content_type = "text/html")))]
+#[allow(dead_code)]
+fn docs() {}
+
+/// The whole api.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Pulse API",
+        description = "Event ingestion (API keys) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guide: docs/management.md."
+    ),
+    paths(
+        ingest_single,
+        ingest_batch,
+        accounts::register,
+        accounts::login,
+        accounts::refresh,
+        accounts::logout,
+        accounts::change_password,
+        users::me,
+        users::update_me,
+        users::delete_me,
+        organizations::list,
+        organizations::create,
+        organizations::get,
+        organizations::update,
+        organizations::list_members,
+        organizations::add_member,
+        organizations::update_member,
+        organizations::remove_member,
+        projects::list,
+        projects::create,
+        projects::get,
+        projects::update,
+        projects::delete,
+        api_keys::list,
+        api_keys::create,
+        api_keys::revoke,
+        api_keys::rotate,
+        healthz,
+        readyz,
+        metrics,
+        openapi_json,
+        docs,
+    ),
+    components(schemas(ErrorEnvelope, ErrorBody)),
+    modifiers(&SecuritySchemes, &ErrorBodies),
+    tags(
+        (name = "ingest", description = "Sending events, with an API key (`pk_…`) of scope `ingest`"),
+        (name = "accounts", description = "Register, log in, refresh and end sessions"),
+        (name = "users", description = "The caller's own account"),
+        (name = "organizations", description = "Organizations and their members"),
+        (name = "projects", description = "Projects and their settings"),
+        (name = "api-keys", description = "API keys of a project"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the two ways to authenticate.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Access token from /v1/auth/login or /v1/auth/refresh"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API key `pk_…` as `Authorization: Bearer pk_…`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "API key `pk_…`",
+            ))),
+        );
+    }
+}
+
+/// Gives every 4xx/5xx response the envelope schema and an example, and adds the 500 that any
+/// route may answer.
+struct ErrorBodies;
+
+/// The code an example shows for a status.
+fn example_code(status: &str, description: &str) -> &'static str {
+    const KNOWN: [&str; 21] = [
+        "INVALID_CREDENTIALS",
+        "INVALID_REFRESH_TOKEN",
+        "REFRESH_TOKEN_REUSED",
+        "EMAIL_TAKEN",
+        "LAST_OWNER",
+        "ALREADY_MEMBER",
+        "NAME_TAKEN",
+        "KEY_INACTIVE",
+        "INVALID_FIELD",
+        "INVALID_JSON",
+        "INVALID_EVENT",
+        "VALIDATION_FAILED",
+        "EMPTY_BATCH",
+        "PAYLOAD_TOO_LARGE",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "EVENT_REJECTED",
+        "RATE_LIMITED",
+        "KAFKA_UNAVAILABLE",
+        "UNAUTHORIZED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+    ];
+    if let Some(code) = KNOWN.iter().find(|code| description.contains(**code)) {
+        return code;
+    }
+    match status {
+        "400" => "BAD_REQUEST",
+        "401" => "UNAUTHORIZED",
+        "403" => "FORBIDDEN",
+        "404" => "NOT_FOUND",
+        "409" => "CONFLICT",
+        "429" => "RATE_LIMITED",
+        "503" => "DATABASE_UNAVAILABLE",
+        _ => "INTERNAL_ERROR",
+    }
+}
+
+impl Modify for ErrorBodies {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("500".to_owned()).or_insert_with(|| {
+                    RefOr::T(Response::new(
+                        "INTERNAL_ERROR: an unexpected failure (logged, no details)",
+                    ))
+                });
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else { continue };
+                    if !(status.starts_with('4') || status.starts_with('5')) || !response.content.is_empty() {
+                        continue;
+                    }
+                    let code = example_code(status, &response.description);
+                    let example = json!({"error": {"code": code, "message": response.description}});
+                    let mut content = Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "ErrorEnvelope",
+                    ))));
+                    content.example = Some(example);
+                    response.content.insert("application/json".to_owned(), content);
+                }
+            }
+        }
+    }
+}
+
+/// The document, built once.
+pub fn document() -> OpenApiDoc {
+    ApiDoc::openapi()
+}
+
+async fn serve_document(document: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.get_ref().clone())
+}
+
+/// Registers `GET /openapi.json` and `GET /docs`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let document = document();
+    let json = document.to_json().unwrap_or_else(|error| {
+        tracing::error!(error = %error, "Cannot serialize the OpenAPI document");
+        "{}".to_owned()
+    });
+    cfg.service(
+        web::resource(OPENAPI_PATH)
+            .name(OPENAPI_PATH)
+            .app_data(web::Data::new(json))
+            .route(web::get().to(serve_document))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(crate::error::ApiError::MethodNotAllowed("GET"))
+            })),
+    )
+    .service(Scalar::with_url(DOCS_PATH, document));
+}
