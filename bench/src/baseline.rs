@@ -5,18 +5,23 @@
 //!
 //! 1. `copy`: one binary `COPY events FROM STDIN` of all rows, one transaction. The limit.
 //! 2. `copy_tx_<batch>`: binary COPY, one transaction per `batch` rows (the worker's commit size).
-//! 3. `insert_unnest_<batch>`: what the persist worker does per batch, one transaction each:
-//!    ids into `event_ids` with `ON CONFLICT DO NOTHING`, then the rows whose id was new into
-//!    `events`, both from arrays via `unnest` (see [`INSERT_SQL`]).
+//! 3. `worker_insert_<batch>`: exactly what the persist worker does per batch, by calling its
+//!    code (`pulse_worker::store::write`, one statement = one transaction): ids into
+//!    `event_ids` with `ON CONFLICT DO NOTHING`, then the rows whose id was new into `events`,
+//!    all from binary arrays via `unnest`.
 //!
-//! Rows are generated before the clock starts, so only storing is timed. Durability settings
-//! are the server's own (this tool changes none).
+//! Rows (and the worker's column arrays) are built before the clock starts, so only storing is
+//! timed. Durability settings are the server's own (this tool changes none).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::pin_mut;
+use pulse_shared::envelope::EventEnvelope;
+use pulse_shared::models::Event;
+use pulse_worker::store::{self, Columns};
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -33,33 +38,34 @@ pub const SCRATCH_DB: &str = "pulse_bench_baseline";
 const COLUMNS: &str =
     "id, project_id, \"timestamp\", received_at, event_type, source, user_id, session_id, duration_ms, priority, status, tags, data, metadata";
 
-/// The persist worker's statement for one batch: ids first (idempotency), then only the rows
-/// whose id was new. Tags travel as one JSON array per row because PostgreSQL has no array of
-/// arrays of different lengths.
-pub const INSERT_SQL: &str = r#"
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::int8[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::jsonb[])
-        AS t(id, ts, received_at, event_type, source, user_id, session_id, duration_ms, priority, status, tags, data, metadata)
-), new_ids AS (
-    INSERT INTO event_ids (id, project_id, "timestamp")
-    SELECT id, $14, ts FROM input
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-)
-INSERT INTO events (id, project_id, "timestamp", received_at, event_type, source, user_id, session_id,
-                    duration_ms, priority, status, tags, data, metadata)
-SELECT i.id, $14, i.ts, i.received_at, i.event_type, i.source, i.user_id, i.session_id, i.duration_ms,
-       i.priority, i.status, ARRAY(SELECT jsonb_array_elements_text(i.tags)), i.data, i.metadata
-FROM input i JOIN new_ids n ON n.id = i.id
-"#;
-
 /// One row as stored.
 struct Row {
     id: Uuid,
     received_at: DateTime<Utc>,
     event: SampleEvent,
     metadata: Value,
+}
+
+impl Row {
+    /// The row as the api would have put it on Kafka.
+    fn envelope(&self, project_id: Uuid) -> EventEnvelope {
+        let e = &self.event;
+        let event = Event {
+            id: self.id,
+            timestamp: e.timestamp,
+            event_type: e.event_type.to_owned(),
+            source: Some(e.source.to_owned()),
+            user_id: Some(e.user_id.clone()),
+            session_id: Some(e.session_id.clone()),
+            duration_ms: e.duration_ms,
+            priority: e.priority.map(str::to_owned),
+            status: e.status.map(str::to_owned),
+            tags: e.tags.clone(),
+            data: e.data.clone(),
+            metadata: self.metadata.clone(),
+        };
+        EventEnvelope::new(project_id, self.received_at, event)
+    }
 }
 
 /// `url` with its database name replaced by `database`.
@@ -157,24 +163,34 @@ async fn phases(url: &str, rows: u64, batch: usize) -> Result<BaselineReport> {
     ));
 
     reset(&client).await?;
-    let statement = client
-        .prepare(INSERT_SQL)
+    let batches: Vec<Columns> = data
+        .chunks(batch.max(1))
+        .map(|chunk| Columns::from_events(chunk.iter().map(|row| row.envelope(project_id)).collect()))
+        .collect();
+    let mut conn = AsyncPgConnection::establish(url)
         .await
-        .context("preparing the worker's insert")?;
+        .context("connecting with diesel-async (the worker's driver)")?;
     let began = Instant::now();
-    for chunk in data.chunks(batch.max(1)) {
-        insert_unnest(&client, &statement, project_id, chunk).await?;
+    let mut inserted = 0;
+    for columns in &batches {
+        inserted += store::write(&mut conn, columns)
+            .await
+            .context("the worker's insert")?
+            .inserted;
     }
-    let stored = count(&client).await?;
-    anyhow::ensure!(stored == rows, "the unnest insert stored {stored} of {rows} rows");
-    phases.push(phase(
-        &format!("insert_unnest_{batch_label}"),
+    let elapsed_phase = phase(
+        &format!("worker_insert_{batch_label}"),
         &format!(
-            "event_ids + events via unnest ON CONFLICT, one transaction per {batch_label} rows (the worker's way)"
+            "the worker's statement (event_ids + events via unnest ON CONFLICT), one transaction per {batch_label} rows"
         ),
         rows,
         began,
-    ));
+    );
+    anyhow::ensure!(
+        inserted as u64 == rows,
+        "the worker's insert stored {inserted} of {rows} rows"
+    );
+    phases.push(elapsed_phase);
 
     Ok(BaselineReport {
         rows,
@@ -207,11 +223,6 @@ async fn reset(client: &Client) -> Result<()> {
         eprintln!("pulse-bench: CHECKPOINT refused ({error}); continuing");
     }
     Ok(())
-}
-
-async fn count(client: &Client) -> Result<u64> {
-    let row = client.query_one("SELECT count(*) FROM events", &[]).await?;
-    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 
 async fn copy_rows(client: &Client, project_id: Uuid, rows: &[Row]) -> Result<()> {
@@ -258,52 +269,6 @@ async fn copy_rows(client: &Client, project_id: Uuid, rows: &[Row]) -> Result<()
         writer.as_mut().write(&values).await.context("writing a COPY row")?;
     }
     writer.finish().await.context("finishing COPY")?;
-    Ok(())
-}
-
-async fn insert_unnest(
-    client: &Client,
-    statement: &tokio_postgres::Statement,
-    project_id: Uuid,
-    rows: &[Row],
-) -> Result<()> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let timestamps: Vec<DateTime<Utc>> = rows.iter().map(|r| r.event.timestamp).collect();
-    let received: Vec<DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
-    let types: Vec<&str> = rows.iter().map(|r| r.event.event_type).collect();
-    let sources: Vec<Option<&str>> = rows.iter().map(|r| Some(r.event.source)).collect();
-    let users: Vec<Option<&str>> = rows.iter().map(|r| Some(r.event.user_id.as_str())).collect();
-    let sessions: Vec<Option<&str>> = rows.iter().map(|r| Some(r.event.session_id.as_str())).collect();
-    let durations: Vec<Option<i64>> = rows.iter().map(|r| r.event.duration_ms).collect();
-    let priorities: Vec<Option<&str>> = rows.iter().map(|r| r.event.priority).collect();
-    let statuses: Vec<Option<&str>> = rows.iter().map(|r| r.event.status).collect();
-    let tags: Vec<Value> = rows.iter().map(|r| Value::from(r.event.tags.clone())).collect();
-    let data: Vec<&Value> = rows.iter().map(|r| &r.event.data).collect();
-    let metadata: Vec<&Value> = rows.iter().map(|r| &r.metadata).collect();
-    client.batch_execute("BEGIN").await?;
-    client
-        .execute(
-            statement,
-            &[
-                &ids,
-                &timestamps,
-                &received,
-                &types,
-                &sources,
-                &users,
-                &sessions,
-                &durations,
-                &priorities,
-                &statuses,
-                &tags,
-                &data,
-                &metadata,
-                &project_id,
-            ],
-        )
-        .await
-        .context("the worker's insert")?;
-    client.batch_execute("COMMIT").await?;
     Ok(())
 }
 

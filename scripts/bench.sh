@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — one measured benchmark run of Pulse on this machine, end to end.
+#
+#   scripts/bench.sh               COPY baseline, then (a) batches of 100, (b) single events
+#   scripts/bench.sh --soak 600    COPY baseline, then one rate-limited run of 600 s whose
+#                                  api/worker memory is compared first minute vs last minute
+#
+# Options (defaults in brackets):
+#   --events N               events of scenario (a)                         [1000000]
+#   --batch-concurrency C    requests in flight in scenario (a)             [16]
+#   --single-seconds S       length of scenario (b)                         [30]
+#   --single-concurrency C   requests in flight in scenario (b)             [64]
+#   --baseline-rows N        rows per COPY-baseline phase                   [500000]
+#   --soak SECONDS           run the soak instead of (a) and (b)
+#   --soak-rate EVENTS_PER_S target rate of the soak, batches of 100        [20000]
+#   --no-build               use the release binaries already built
+#
+# Steps: PostgreSQL via scripts/services.sh up; a dedicated Tansu broker with MEMORY storage on
+# 127.0.0.1:19092 (isolated from the shared dev/test broker, and its memory is freed at the
+# end); a fresh `pulse_bench` database; release pulse-api (127.0.0.1:18080) and pulse-worker
+# (127.0.0.1:19101) with their own topic prefix; a project; the COPY baseline; the scenarios.
+# VmRSS/VmHWM of api and worker are sampled from /proc every second, CPU time of every
+# process is read before and after each scenario. Everything started here is stopped on exit.
+# All traffic goes to 127.0.0.1; every loop is bounded in count and time.
+#
+# Progress goes to stderr; a markdown block for bench/RESULTS.md goes to stdout and to
+# .pulse/bench/<run>/results.md (raw JSON and samples beside it).
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$PULSE_ROOT"
+
+command_line="scripts/bench.sh${*:+ $*}"
+events=1000000
+batch_concurrency=16
+single_seconds=30
+single_concurrency=64
+baseline_rows=500000
+soak=0
+soak_rate=20000
+build=1
+while (($#)); do
+    case $1 in
+        --events) events=$2; shift 2 ;;
+        --batch-concurrency) batch_concurrency=$2; shift 2 ;;
+        --single-seconds) single_seconds=$2; shift 2 ;;
+        --single-concurrency) single_concurrency=$2; shift 2 ;;
+        --baseline-rows) baseline_rows=$2; shift 2 ;;
+        --soak) soak=$2; shift 2 ;;
+        --soak-rate) soak_rate=$2; shift 2 ;;
+        --no-build) build=0; shift ;;
+        -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+for n in "$events" "$batch_concurrency" "$single_seconds" "$single_concurrency" "$baseline_rows" "$soak" "$soak_rate"; do
+    [[ $n =~ ^[0-9]+$ ]] || die "options take whole numbers, got '$n'"
+done
+((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
+((soak <= 3600)) || die "--soak is capped at 3600 seconds"
+
+run_id=$(date -u +%Y%m%dT%H%M%SZ)
+RUN_DIR="$PULSE_STATE_DIR/bench/$run_id"
+mkdir -p "$RUN_DIR"
+BIN="$PULSE_ROOT/target/release"
+API_ADDR=127.0.0.1:18080
+WORKER_ADDR=127.0.0.1:19101
+KAFKA_ADDR=127.0.0.1:19092
+ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
+DB_NAME=pulse_bench
+DB_URL="postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
+
+pids=()
+sampler_pid=""
+cleanup() {
+    local pid
+    [[ -n $sampler_pid ]] && kill "$sampler_pid" 2>/dev/null
+    # Reverse start order: api and worker first, the broker last.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        pid=${pids[i]}
+        kill -TERM "$pid" 2>/dev/null || continue
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+
+# start NAME CMD...: starts CMD in its own session, logs to $RUN_DIR/NAME.log, records its pid.
+start() {
+    local name=$1
+    shift
+    setsid "$@" </dev/null >>"$RUN_DIR/$name.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    echo "$pid" >"$RUN_DIR/$name.pid"
+}
+
+say "Services (PostgreSQL via scripts/services.sh up)" >&2
+"$PULSE_ROOT/scripts/services.sh" up >&2
+
+say "Tansu on $KAFKA_ADDR, memory storage, for this run only" >&2
+tansu=$(tansu_bin)
+[[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
+port_open "${KAFKA_ADDR%:*}" "${KAFKA_ADDR##*:}" && die "$KAFKA_ADDR is already in use"
+mkdir -p "$RUN_DIR/tansu"
+(cd "$RUN_DIR/tansu" && start tansu "$tansu" broker --cluster-id pulse-bench \
+    --listener-url "tcp://$KAFKA_ADDR" --advertised-listener-url "tcp://$KAFKA_ADDR" \
+    --storage-engine memory://tansu/)
+# The subshell's pids array is lost; take the pid from its file.
+pids+=("$(cat "$RUN_DIR/tansu.pid")")
+wait_port Tansu "${KAFKA_ADDR%:*}" "${KAFKA_ADDR##*:}" 30 "$(cat "$RUN_DIR/tansu.pid")" "$RUN_DIR/tansu.log"
+ok "Tansu pid $(cat "$RUN_DIR/tansu.pid")" >&2
+
+if ((build)); then
+    say "cargo build --release (pulse-api, pulse-worker, pulse-bench)" >&2
+    cargo build --release --bin pulse-api --bin pulse-worker --bin pulse-bench >&2 || die "release build failed"
+fi
+for b in pulse-api pulse-worker pulse-bench; do [[ -x $BIN/$b ]] || die "$BIN/$b is missing (run without --no-build)"; done
+
+say "Fresh database $DB_NAME" >&2
+psql "$ADMIN_URL" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DB_NAME" >&2
+export PULSE_DATABASE_URL="$DB_URL"
+export PULSE_KAFKA_BROKERS="$KAFKA_ADDR"
+export PULSE_TOPIC_PREFIX="bench-$run_id."
+export PULSE_API_ADDR="$API_ADDR" PULSE_WORKER_ADDR="$WORKER_ADDR"
+export PULSE_JWT_SECRET
+PULSE_JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
+# The per-key ingest rate limit (default 10,000 requests/s) would cap scenario (b) at its own
+# target; the benchmark measures the pipeline, not the limiter.
+export PULSE_INGEST_RATE_LIMIT_PER_SEC=10000000
+export PULSE_LOG="${PULSE_LOG:-warn}"
+"$BIN/pulse-api" migrate >&2 || die "pulse-api migrate failed"
+
+say "Starting pulse-api and pulse-worker (release)" >&2
+start api "$BIN/pulse-api"
+wait_http pulse-api "http://$API_ADDR/readyz" 90 "$(cat "$RUN_DIR/api.pid")" "$RUN_DIR/api.log"
+start worker "$BIN/pulse-worker"
+wait_http pulse-worker "http://$WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/worker.pid")" "$RUN_DIR/worker.log"
+API_PID=$(cat "$RUN_DIR/api.pid")
+WORKER_PID=$(cat "$RUN_DIR/worker.pid")
+TANSU_PID=$(cat "$RUN_DIR/tansu.pid")
+ok "api pid $API_PID, worker pid $WORKER_PID" >&2
+
+project=$("$BIN/pulse-api" admin create-project --org pulse-bench --name "bench-$run_id") \
+    || die "pulse-api admin create-project failed"
+api_key=$(jq -r .api_key <<<"$project")
+project_id=$(jq -r .project_id <<<"$project")
+[[ -n $api_key && $api_key != null && -n $project_id && $project_id != null ]] || die "create-project printed no key"
+export PULSE_BENCH_API_KEY="$api_key"
+
+# Memory sampler: one line per second "epoch api_rss api_hwm worker_rss worker_hwm tansu_rss"
+# (kB), until killed or 2 hours pass.
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+(
+    for ((t = 0; t < 7200; t++)); do
+        echo "$EPOCHSECONDS $(status_kb "$API_PID" VmRSS) $(status_kb "$API_PID" VmHWM)" \
+            "$(status_kb "$WORKER_PID" VmRSS) $(status_kb "$WORKER_PID" VmHWM) $(status_kb "$TANSU_PID" VmRSS)"
+        sleep 1
+    done
+) >"$RUN_DIR/memory.txt" &
+sampler_pid=$!
+
+# cpu_snapshot FILE: CPU seconds used so far by api, worker, tansu and PostgreSQL (live backends
+# plus the children the postmaster already reaped), and the machine's busy/total jiffies.
+ticks=$(getconf CLK_TCK)
+proc_cpu() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_snapshot() {
+    local pg=0 pid postmaster
+    postmaster=$(head -n 1 /var/lib/postgresql/*/main/postmaster.pid 2>/dev/null | head -n 1)
+    for pid in $(pgrep -u postgres -x postgres); do
+        pg=$(awk -v a="$pg" -v b="$(proc_cpu "$pid")" 'BEGIN { print a + b }')
+    done
+    if [[ -n $postmaster ]]; then
+        pg=$(awk -v a="$pg" -v t="$ticks" '{ print a + ($16 + $17) / t }' "/proc/$postmaster/stat" 2>/dev/null || echo "$pg")
+    fi
+    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
+    echo "api=$(proc_cpu "$API_PID") worker=$(proc_cpu "$WORKER_PID") tansu=$(proc_cpu "$TANSU_PID") postgres=$pg" \
+        "busy=$((user + nice + system + irq + softirq + steal)) all=$((user + nice + system + idle + iowait + irq + softirq + steal))" >"$1"
+}
+
+# scenario NAME ARGS...: runs pulse-bench load with ARGS, timing its own CPU, with CPU snapshots
+# around it; its JSON line lands in $RUN_DIR/NAME.json.
+scenario() {
+    local name=$1
+    shift
+    say "Scenario $name: pulse-bench load $*" >&2
+    cpu_snapshot "$RUN_DIR/$name.cpu-before"
+    local started=$EPOCHSECONDS
+    local TIMEFORMAT='%U %S %R'
+    { time "$BIN/pulse-bench" load --url "http://$API_ADDR" --database-url "$DB_URL" --project-id "$project_id" \
+        --json "$@" >"$RUN_DIR/$name.out" 2>>"$RUN_DIR/$name.err"; } 2>"$RUN_DIR/$name.time" \
+        || { cat "$RUN_DIR/$name.err" >&2; die "scenario $name failed"; }
+    cpu_snapshot "$RUN_DIR/$name.cpu-after"
+    echo "$started $EPOCHSECONDS" >"$RUN_DIR/$name.window"
+    tail -n 1 "$RUN_DIR/$name.out" >"$RUN_DIR/$name.json"
+    sed '$d' "$RUN_DIR/$name.out" >&2
+}
+
+say "COPY baseline ($baseline_rows rows per phase, scratch database)" >&2
+"$BIN/pulse-bench" copy-baseline --database-url "$ADMIN_URL" --rows "$baseline_rows" --json >"$RUN_DIR/baseline.out" \
+    || die "copy-baseline failed"
+tail -n 1 "$RUN_DIR/baseline.out" >"$RUN_DIR/baseline.json"
+sed '$d' "$RUN_DIR/baseline.out" >&2
+
+if ((soak > 0)); then
+    scenario soak --batch-size 100 --concurrency "$batch_concurrency" --duration "$soak" --rate "$soak_rate"
+else
+    scenario batch100 --batch-size 100 --concurrency "$batch_concurrency" --events "$events"
+    scenario single --batch-size 1 --concurrency "$single_concurrency" --duration "$single_seconds"
+fi
+kill "$sampler_pid" 2>/dev/null || true
+sampler_pid=""
+
+say "Report" >&2
+"$tansu" --version 2>/dev/null | head -n 1 >"$RUN_DIR/tansu.version" || true
+python3 - "$RUN_DIR" "$command_line" "$soak" >"$RUN_DIR/results.md" <<'PY'
+import json, os, subprocess, sys
+
+run_dir, command, soak = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:
+        return "?"
+
+def load(name):
+    path = os.path.join(run_dir, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+def kv(path):
+    out = {}
+    for part in open(path).read().split():
+        k, v = part.split("=")
+        out[k] = float(v)
+    return out
+
+baseline = load("baseline.json")
+copy_rate = next(p["rows_per_s"] for p in baseline["phases"] if p["name"] == "copy")
+cpu_model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+mem_gb = int(sh("awk '/MemTotal/ {print $2}' /proc/meminfo") or 0) / 1024 / 1024
+commit = sh("git rev-parse --short HEAD") + (" (dirty tree)" if sh("git status --porcelain -- api worker shared bench") else "")
+pg = sh("psql -XAtc 'show server_version' postgres://postgres@127.0.0.1:5432/postgres")
+pg_settings = sh("psql -XAtc \"select string_agg(name || '=' || setting, ', ' order by name) from pg_settings where name in ('fsync','synchronous_commit','full_page_writes','wal_level','shared_buffers','max_wal_size')\" postgres://postgres@127.0.0.1:5432/postgres")
+
+print(f"### Run {os.path.basename(run_dir)}\n")
+print(f"- command: `{command}`")
+print(f"- git commit: {commit}")
+print(f"- machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, kernel {sh('uname -r')}; {sh('rustc --version')}")
+tansu = open(os.path.join(run_dir, "tansu.version")).read().strip() or "tansu"
+print(f"- PostgreSQL {pg} ({pg_settings}); {tansu} with **memory storage**; api, worker, broker, database and load generator all on this machine")
+print()
+print("COPY baseline (scratch database, same schema and indexes, same kind of rows):\n")
+print("| way | rows | rows/s |")
+print("|---|---:|---:|")
+for p in baseline["phases"]:
+    print(f"| {p['description']} | {p['rows']:,} | {p['rows_per_s']:,.0f} |")
+print()
+
+names = ["soak"] if soak else ["batch100", "single"]
+print("| scenario | accepted events/s | requests/s | API p50 / p95 / p99 / max ms | errors | end-to-end stored events/s | ratio to COPY | accept->stored p50 / p99 ms | drain after load s |")
+print("|---|---:|---:|---|---|---:|---:|---|---:|")
+for name in names:
+    r = load(name + ".json")
+    if r is None:
+        continue
+    l, p = r["latency"], r.get("persisted") or {}
+    errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "none"
+    e2e = p.get("end_to_end_events_per_s", 0)
+    d = p.get("delay", {})
+    label = f"{name} (batch {r['batch_size']}, concurrency {r['concurrency']}" + (f", rate {r['target_rate_events_per_s']:.0f}/s" if r.get("target_rate_events_per_s") else "") + ")"
+    complete = "" if p.get("complete", False) else " (incomplete)"
+    print(f"| {label} | {r['accepted_events_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {l['p50_ms']:.1f} / {l['p95_ms']:.1f} / {l['p99_ms']:.1f} / {l['max_ms']:.1f} | {errors} | {e2e:,.0f}{complete} | {e2e / copy_rate:.2f} | {d.get('p50_ms', 0):.0f} / {d.get('p99_ms', 0):.0f} | {p.get('drain_after_load_s', 0):.1f} |")
+print()
+
+print("CPU over each scenario (load and drain), in cores of the 2 (from /proc):\n")
+print("| scenario | wall s | api | worker | tansu | postgres | pulse-bench | machine busy |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for name in names:
+    if not os.path.exists(os.path.join(run_dir, name + ".cpu-after")):
+        continue
+    b, a = kv(os.path.join(run_dir, name + ".cpu-before")), kv(os.path.join(run_dir, name + ".cpu-after"))
+    user, system, wall = (float(x) for x in open(os.path.join(run_dir, name + ".time")).read().split()[-3:])
+    busy = (a["busy"] - b["busy"]) / max(a["all"] - b["all"], 1) * (os.cpu_count() or 2)
+    cores = lambda k: (a[k] - b[k]) / wall
+    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('tansu'):.2f} | {cores('postgres'):.2f} | {(user + system) / wall:.2f} | {busy:.2f} |")
+print()
+
+rows = [list(map(int, line.split())) for line in open(os.path.join(run_dir, "memory.txt")) if len(line.split()) == 6]
+if rows:
+    mb = lambda kb: kb / 1024
+    peak_api = max(r[2] for r in rows); peak_worker = max(r[4] for r in rows); peak_tansu = max(r[5] for r in rows)
+    print(f"Memory (VmHWM, peak resident): api {mb(peak_api):.0f} MB, worker {mb(peak_worker):.0f} MB; Tansu (memory storage, holds every message) peak RSS {mb(peak_tansu):.0f} MB.")
+    avg = lambda xs, i: sum(x[i] for x in xs) / max(len(xs), 1) / 1024
+    for name in names:
+        w = os.path.join(run_dir, name + ".window")
+        if not os.path.exists(w):
+            continue
+        start, end = map(int, open(w).read().split())
+        inside = [r for r in rows if start <= r[0] <= end]
+        if not inside:
+            continue
+        line = f"- {name}: peak RSS api {mb(max(r[1] for r in inside)):.0f} MB, worker {mb(max(r[3] for r in inside)):.0f} MB"
+        if end - start >= 120:
+            first = [r for r in inside if r[0] < start + 60]
+            last = [r for r in inside if r[0] > end - 60]
+            line += (f"; mean RSS first minute -> last minute: api {avg(first, 1):.0f} -> {avg(last, 1):.0f} MB,"
+                     f" worker {avg(first, 3):.0f} -> {avg(last, 3):.0f} MB")
+        print(line)
+PY
+cat "$RUN_DIR/results.md"
+ok "results in $RUN_DIR/results.md" >&2
