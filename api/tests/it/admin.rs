@@ -24,13 +24,21 @@ async fn migrate_and_create_project_then_ingest_with_the_new_key() {
     let env = PulseEnv::new(&db, &kafka);
 
     let mut migrate = PulseProcess::spawn("pulse-api", &["migrate"], &env);
-    assert!(migrate.wait(Duration::from_secs(60)).await.success(), "{}", migrate.logs());
+    assert!(
+        migrate.wait(Duration::from_secs(60)).await.success(),
+        "{}",
+        migrate.logs()
+    );
 
     let args = ["admin", "create-project", "--org", "acme", "--name", "web"];
     let mut first = PulseProcess::spawn("pulse-api", &args, &env);
     assert!(first.wait(Duration::from_secs(60)).await.success(), "{}", first.logs());
     let mut second = PulseProcess::spawn("pulse-api", &args, &env);
-    assert!(second.wait(Duration::from_secs(60)).await.success(), "{}", second.logs());
+    assert!(
+        second.wait(Duration::from_secs(60)).await.success(),
+        "{}",
+        second.logs()
+    );
     let (first, second) = (created(&first), created(&second));
     assert_eq!(first["organization_id"], second["organization_id"]);
     assert_eq!(first["project_id"], second["project_id"]);

@@ -28,12 +28,40 @@ async fn bad_bodies_are_refused_with_the_envelope() {
         "INVALID_JSON",
     )
     .await;
-    assert!(body["error"]["message"].as_str().expect("message").contains("line 2"), "{body}");
-    expect_error(stack.post_raw(batch, raw("{\"events\": [{]}"), &[]).await, StatusCode::BAD_REQUEST, "INVALID_JSON").await;
-    expect_error(stack.post_raw(single, Vec::new(), &[]).await, StatusCode::BAD_REQUEST, "INVALID_JSON").await;
-    expect_error(stack.post_raw(batch, raw("[1, 2]"), &[]).await, StatusCode::BAD_REQUEST, "INVALID_JSON").await;
-    expect_error(stack.post_raw(batch, raw("{\"evts\": []}"), &[]).await, StatusCode::BAD_REQUEST, "INVALID_JSON").await;
-    expect_error(stack.post_raw(single, vec![0xff, 0xfe, b'{'], &[]).await, StatusCode::BAD_REQUEST, "INVALID_JSON").await;
+    assert!(
+        body["error"]["message"].as_str().expect("message").contains("line 2"),
+        "{body}"
+    );
+    expect_error(
+        stack.post_raw(batch, raw("{\"events\": [{]}"), &[]).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_JSON",
+    )
+    .await;
+    expect_error(
+        stack.post_raw(single, Vec::new(), &[]).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_JSON",
+    )
+    .await;
+    expect_error(
+        stack.post_raw(batch, raw("[1, 2]"), &[]).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_JSON",
+    )
+    .await;
+    expect_error(
+        stack.post_raw(batch, raw("{\"evts\": []}"), &[]).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_JSON",
+    )
+    .await;
+    expect_error(
+        stack.post_raw(single, vec![0xff, 0xfe, b'{'], &[]).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_JSON",
+    )
+    .await;
 
     // Wrong types and unknown fields, named.
     let body = expect_error(
@@ -44,31 +72,45 @@ async fn bad_bodies_are_refused_with_the_envelope() {
     .await;
     assert_eq!(body["error"]["details"]["field"], "event_type");
     let body = expect_error(
-        stack.post_json(single, &json!({"event_type": "x", "duration_ms": "fast"})).await,
+        stack
+            .post_json(single, &json!({"event_type": "x", "duration_ms": "fast"}))
+            .await,
         StatusCode::BAD_REQUEST,
         "INVALID_EVENT",
     )
     .await;
     assert_eq!(body["error"]["details"]["field"], "duration_ms");
     let body = expect_error(
-        stack.post_json(single, &json!({"event_type": "x", "extra": true})).await,
+        stack
+            .post_json(single, &json!({"event_type": "x", "extra": true}))
+            .await,
         StatusCode::BAD_REQUEST,
         "INVALID_EVENT",
     )
     .await;
     assert_eq!(body["error"]["details"]["field"], "extra");
     expect_error(
-        stack.post_json(single, &json!({"event_type": "x", "data": {"a": "nul\u{0}"}})).await,
+        stack
+            .post_json(single, &json!({"event_type": "x", "data": {"a": "nul\u{0}"}}))
+            .await,
         StatusCode::BAD_REQUEST,
         "INVALID_EVENT",
     )
     .await;
-    expect_error(stack.post_json(single, &json!([{"event_type": "x"}])).await, StatusCode::BAD_REQUEST, "INVALID_EVENT").await;
+    expect_error(
+        stack.post_json(single, &json!([{"event_type": "x"}])).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_EVENT",
+    )
+    .await;
 
     // A batch with no valid event, an empty one, one too many.
     let body = expect_error(
         stack
-            .post_json(batch, &json!({"events": [{"event_type": ""}, {"event_type": "x", "tags": "t"}]}))
+            .post_json(
+                batch,
+                &json!({"events": [{"event_type": ""}, {"event_type": "x", "tags": "t"}]}),
+            )
             .await,
         StatusCode::BAD_REQUEST,
         "VALIDATION_FAILED",
@@ -76,9 +118,17 @@ async fn bad_bodies_are_refused_with_the_envelope() {
     .await;
     let rejected = body["error"]["details"]["rejected"].as_array().expect("rejected list");
     assert_eq!(rejected.len(), 2);
-    assert_eq!((rejected[0]["index"].clone(), rejected[1]["index"].clone()), (json!(0), json!(1)));
+    assert_eq!(
+        (rejected[0]["index"].clone(), rejected[1]["index"].clone()),
+        (json!(0), json!(1))
+    );
     assert_eq!(rejected[1]["field"], "tags");
-    expect_error(stack.post_json(batch, &json!({"events": []})).await, StatusCode::BAD_REQUEST, "EMPTY_BATCH").await;
+    expect_error(
+        stack.post_json(batch, &json!({"events": []})).await,
+        StatusCode::BAD_REQUEST,
+        "EMPTY_BATCH",
+    )
+    .await;
     let eleven: Vec<Value> = (0..11).map(|i| json!({"event_type": format!("e{i}")})).collect();
     expect_error(
         stack.post_json(batch, &json!({"events": eleven})).await,
@@ -89,10 +139,25 @@ async fn bad_bodies_are_refused_with_the_envelope() {
 
     // Sizes: a body over the limit, an event whose envelope would exceed Kafka's limit, a zip bomb.
     let huge = json!({"event_type": "x", "data": {"blob": "a".repeat(MAX_BODY)}});
-    expect_error(stack.post_json(single, &huge).await, StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE").await;
+    expect_error(
+        stack.post_json(single, &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+    )
+    .await;
     let large = json!({"event_type": "x", "data": {"blob": "a".repeat(950 * 1024)}});
-    expect_error(stack.post_json(single, &large).await, StatusCode::PAYLOAD_TOO_LARGE, "EVENT_TOO_LARGE").await;
-    let answer = expect_accepted(stack.post_json(batch, &json!({"events": [large, {"event_type": "small"}]})).await).await;
+    expect_error(
+        stack.post_json(single, &large).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "EVENT_TOO_LARGE",
+    )
+    .await;
+    let answer = expect_accepted(
+        stack
+            .post_json(batch, &json!({"events": [large, {"event_type": "small"}]}))
+            .await,
+    )
+    .await;
     assert_eq!(answer["accepted"], 1);
     assert_eq!(answer["rejected"][0]["code"], "EVENT_TOO_LARGE");
     assert_eq!(answer["rejected"][0]["index"], 0);
@@ -106,7 +171,13 @@ async fn bad_bodies_are_refused_with_the_envelope() {
 
     // Content type and encoding.
     expect_error(
-        stack.post_raw(single, raw("{\"event_type\": \"x\"}"), &[("content-type", "text/plain")]).await,
+        stack
+            .post_raw(
+                single,
+                raw("{\"event_type\": \"x\"}"),
+                &[("content-type", "text/plain")],
+            )
+            .await,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "UNSUPPORTED_MEDIA_TYPE",
     )
@@ -121,13 +192,17 @@ async fn bad_bodies_are_refused_with_the_envelope() {
         .expect("sent");
     expect_error(no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE").await;
     expect_error(
-        stack.post_raw(single, raw("{\"event_type\": \"x\"}"), &[("content-encoding", "br")]).await,
+        stack
+            .post_raw(single, raw("{\"event_type\": \"x\"}"), &[("content-encoding", "br")])
+            .await,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "UNSUPPORTED_ENCODING",
     )
     .await;
     expect_error(
-        stack.post_raw(single, raw("{\"event_type\": \"x\"}"), &[("content-encoding", "gzip")]).await,
+        stack
+            .post_raw(single, raw("{\"event_type\": \"x\"}"), &[("content-encoding", "gzip")])
+            .await,
         StatusCode::BAD_REQUEST,
         "INVALID_GZIP",
     )
@@ -144,21 +219,41 @@ async fn bad_bodies_are_refused_with_the_envelope() {
     // Good gzip, single and batch, and an `application/*+json` type.
     expect_accepted(
         stack
-            .post_raw(single, gzip(b"{\"event_type\": \"zipped\"}"), &[("content-encoding", "gzip")])
+            .post_raw(
+                single,
+                gzip(b"{\"event_type\": \"zipped\"}"),
+                &[("content-encoding", "gzip")],
+            )
             .await,
     )
     .await;
-    let zipped_batch = gzip(json!({"events": [{"event_type": "z1"}, {"event_type": "z2"}]}).to_string().as_bytes());
+    let zipped_batch = gzip(
+        json!({"events": [{"event_type": "z1"}, {"event_type": "z2"}]})
+            .to_string()
+            .as_bytes(),
+    );
     let answer = expect_accepted(
         stack
-            .post_raw(batch, zipped_batch, &[("content-encoding", "gzip"), ("content-type", "application/vnd.pulse+json")])
+            .post_raw(
+                batch,
+                zipped_batch,
+                &[
+                    ("content-encoding", "gzip"),
+                    ("content-type", "application/vnd.pulse+json"),
+                ],
+            )
             .await,
     )
     .await;
     assert_eq!(answer["accepted"], 2);
 
     // Routes and methods.
-    let missing = stack.http.get(stack.url("/v1/nothing-here")).send().await.expect("sent");
+    let missing = stack
+        .http
+        .get(stack.url("/v1/nothing-here"))
+        .send()
+        .await
+        .expect("sent");
     expect_error(missing, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     let wrong_method = stack.http.get(stack.url(single)).send().await.expect("sent");
     let allow = wrong_method.headers().get("allow").cloned();
@@ -168,8 +263,21 @@ async fn bad_bodies_are_refused_with_the_envelope() {
     expect_error(post_health, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
 
     // Nothing above was a server error.
-    let metrics = stack.http.get(stack.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(!metrics.lines().any(|line| line.starts_with("pulse_http_requests_total") && line.contains("status=\"5")), "{metrics}");
+    let metrics = stack
+        .http
+        .get(stack.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !metrics
+            .lines()
+            .any(|line| line.starts_with("pulse_http_requests_total") && line.contains("status=\"5")),
+        "{metrics}"
+    );
     assert!(metrics.contains("route=\"/v1/events\""), "{metrics}");
     assert!(!metrics.contains("/v1/nothing-here"), "raw paths must not be labels");
 }
@@ -189,7 +297,16 @@ async fn bad_keys_are_refused_and_a_revoked_key_stops_within_the_cache_ttl() {
     };
 
     // Missing, malformed, well-formed but unknown.
-    unauthorized(stack.http.post(stack.url("/v1/events")).json(&event).send().await.expect("sent")).await;
+    unauthorized(
+        stack
+            .http
+            .post(stack.url("/v1/events"))
+            .json(&event)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
     unauthorized(send_with("authorization", "Bearer garbage".into()).await).await;
     unauthorized(send_with("authorization", format!("Basic {}", stack.project.api_key)).await).await;
     unauthorized(send_with("x-api-key", pulse_shared::keys::generate().plain).await).await;
@@ -198,7 +315,10 @@ async fn bad_keys_are_refused_and_a_revoked_key_stops_within_the_cache_ttl() {
     let client = stack.db.client().await;
     let revoked = stack.db.create_project().await;
     client
-        .execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", &[&revoked.api_key_id])
+        .execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE id = $1",
+            &[&revoked.api_key_id],
+        )
         .await
         .expect("revoke");
     unauthorized(send_with("x-api-key", revoked.api_key.clone()).await).await;
@@ -213,15 +333,26 @@ async fn bad_keys_are_refused_and_a_revoked_key_stops_within_the_cache_ttl() {
     unauthorized(send_with("x-api-key", expired.api_key.clone()).await).await;
     let read_only = stack.db.create_project().await;
     client
-        .execute("UPDATE api_keys SET scopes = ARRAY['read'] WHERE id = $1", &[&read_only.api_key_id])
+        .execute(
+            "UPDATE api_keys SET scopes = ARRAY['read'] WHERE id = $1",
+            &[&read_only.api_key_id],
+        )
         .await
         .expect("scope");
-    expect_error(send_with("x-api-key", read_only.api_key.clone()).await, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+    expect_error(
+        send_with("x-api-key", read_only.api_key.clone()).await,
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+    )
+    .await;
 
     // A key in use, then revoked: refused once its cache entry expired (TTL 1 s here).
     expect_accepted(send_with("x-api-key", stack.project.api_key.clone()).await).await;
     client
-        .execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", &[&stack.project.api_key_id])
+        .execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE id = $1",
+            &[&stack.project.api_key_id],
+        )
         .await
         .expect("revoke");
     tokio::time::sleep(Duration::from_millis(1_500)).await;

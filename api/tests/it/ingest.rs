@@ -58,7 +58,10 @@ async fn events_reach_kafka_as_envelopes_and_the_worker_stores_them() {
     assert_eq!(batch["ids"].as_array().expect("ids").len(), 3);
     assert_eq!(batch["rejected"], json!([]));
 
-    let messages = stack.kafka.consume(&stack.kafka.topics().events, 4, Duration::from_secs(30)).await;
+    let messages = stack
+        .kafka
+        .consume(&stack.kafka.topics().events, 4, Duration::from_secs(30))
+        .await;
     assert_eq!(messages.len(), 4);
     let project_key = stack.project.id.to_string();
     for message in &messages {
@@ -75,7 +78,12 @@ async fn events_reach_kafka_as_envelopes_and_the_worker_stores_them() {
     assert_eq!(signup.event.timestamp.to_rfc3339(), "2026-01-31T12:00:00+00:00");
     assert_eq!(signup.event.data, json!({"plan": "pro"}));
 
-    assert_eq!(stack.db.wait_for_events(stack.project.id, 4, STORE_TIMEOUT).await, 4, "{}", worker.logs());
+    assert_eq!(
+        stack.db.wait_for_events(stack.project.id, 4, STORE_TIMEOUT).await,
+        4,
+        "{}",
+        worker.logs()
+    );
     assert!(stack.api.metric("pulse_events_accepted_total").await >= 4.0);
 }
 
@@ -88,12 +96,22 @@ async fn the_same_event_id_sent_twice_is_stored_once() {
 
     expect_accepted(stack.post_json("/v1/events", &event).await).await;
     expect_accepted(stack.post_json("/v1/events", &event).await).await;
-    expect_accepted(stack.post_json("/v1/events/batch", &json!({"events": [event, event]})).await).await;
+    expect_accepted(
+        stack
+            .post_json("/v1/events/batch", &json!({"events": [event, event]}))
+            .await,
+    )
+    .await;
     // Same key, same partition: once this marker is stored, every copy before it was handled.
     let marker = json!({"id": Uuid::now_v7(), "event_type": "marker"});
     expect_accepted(stack.post_json("/v1/events", &marker).await).await;
 
-    assert_eq!(stack.db.wait_for_events(stack.project.id, 2, STORE_TIMEOUT).await, 2, "{}", worker.logs());
+    assert_eq!(
+        stack.db.wait_for_events(stack.project.id, 2, STORE_TIMEOUT).await,
+        2,
+        "{}",
+        worker.logs()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stack.db.count_events(stack.project.id).await, 2);
     assert_eq!(stack.db.count_distinct_events(stack.project.id).await, 2);
@@ -122,7 +140,11 @@ async fn a_mixed_batch_accepts_the_good_events_and_reports_each_bad_one() {
         .map(|r| {
             assert_eq!(r["code"], "INVALID_EVENT");
             assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()));
-            (r["index"].as_u64().expect("index"), r["code"].as_str().expect("code"), r["field"].as_str())
+            (
+                r["index"].as_u64().expect("index"),
+                r["code"].as_str().expect("code"),
+                r["field"].as_str(),
+            )
         })
         .collect();
     assert_eq!(
@@ -136,7 +158,12 @@ async fn a_mixed_batch_accepts_the_good_events_and_reports_each_bad_one() {
         ]
     );
 
-    assert_eq!(stack.db.wait_for_events(stack.project.id, 3, STORE_TIMEOUT).await, 3, "{}", worker.logs());
+    assert_eq!(
+        stack.db.wait_for_events(stack.project.id, 3, STORE_TIMEOUT).await,
+        3,
+        "{}",
+        worker.logs()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let client = stack.db.client().await;
     let types: Vec<String> = client

@@ -28,9 +28,13 @@ async fn broker_down_means_503_with_retry_after_and_never_2xx() {
         requests.push(async move {
             let started = Instant::now();
             let response = if i % 2 == 0 {
-                stack.post_json("/v1/events", &json!({"event_type": format!("down_{i}")})).await
+                stack
+                    .post_json("/v1/events", &json!({"event_type": format!("down_{i}")}))
+                    .await
             } else {
-                let events: Vec<_> = (0..50).map(|j| json!({"event_type": format!("down_{i}_{j}")})).collect();
+                let events: Vec<_> = (0..50)
+                    .map(|j| json!({"event_type": format!("down_{i}_{j}")}))
+                    .collect();
                 stack.post_json("/v1/events/batch", &json!({"events": events})).await
             };
             let elapsed = started.elapsed();

@@ -12,7 +12,9 @@ use crate::Stack;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_requests_in_flight_then_exits_zero() {
     let mut stack = Stack::start(&[]).await;
-    let events: Vec<_> = (0..100).map(|i| json!({"event_type": format!("inflight_{i}")})).collect();
+    let events: Vec<_> = (0..100)
+        .map(|i| json!({"event_type": format!("inflight_{i}")}))
+        .collect();
     let body = json!({"events": events}).to_string();
     let (first_half, second_half) = body.as_bytes().split_at(body.len() / 2);
 
@@ -49,7 +51,10 @@ async fn sigterm_answers_requests_in_flight_then_exits_zero() {
         answer
     };
     let (status, answer) = tokio::join!(stack.api.terminate(Duration::from_secs(30)), finish_slow);
-    assert!(answer.starts_with("HTTP/1.1 202"), "in-flight request not answered 202:\n{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 202"),
+        "in-flight request not answered 202:\n{answer}"
+    );
     assert!(answer.contains("\"accepted\":100"), "{answer}");
     assert!(status.success(), "exit status {status:?}:\n{}", stack.api.logs());
 
@@ -68,6 +73,9 @@ async fn sigterm_answers_requests_in_flight_then_exits_zero() {
 
     // Everything answered 202 is on the topic.
     let expected = 100 + accepted;
-    let messages = stack.kafka.consume(&stack.kafka.topics().events, expected, Duration::from_secs(30)).await;
+    let messages = stack
+        .kafka
+        .consume(&stack.kafka.topics().events, expected, Duration::from_secs(30))
+        .await;
     assert_eq!(messages.len(), expected);
 }
