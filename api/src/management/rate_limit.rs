@@ -301,7 +301,9 @@ mod tests {
         let now = Instant::now();
         let key = Uuid::now_v7();
         assert_eq!(limiter.check(key, None, now).limit, 1_000);
+        // The lowered limit caps the bucket at 2 tokens: two requests pass, the third waits.
         assert_eq!(limiter.check(key, Some(2), now).limit, 2);
+        assert!(limiter.check(key, Some(2), now).allowed);
         let refused = limiter.check(key, Some(2), now);
         assert!(!refused.allowed, "{refused:?}");
         assert_eq!(limiter.check(Uuid::now_v7(), Some(0), now).limit, 1_000);
