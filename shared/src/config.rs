@@ -332,20 +332,24 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
+/// Checks the length of `PULSE_JWT_SECRET`; the message never shows the value.
+fn jwt_secret(secret: String) -> Result<Vec<u8>, ConfigError> {
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        return Err(ConfigError {
+            variable: "PULSE_JWT_SECRET",
+            reason: format!(
+                "must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {}); generate one with `openssl rand -base64 48`",
+                secret.len()
+            ),
+        });
+    }
+    Ok(secret.into_bytes())
+}
+
 impl AuthConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let secret = required("PULSE_JWT_SECRET")?;
-        if secret.len() < MIN_JWT_SECRET_BYTES {
-            return Err(ConfigError {
-                variable: "PULSE_JWT_SECRET",
-                reason: format!(
-                    "must be at least {MIN_JWT_SECRET_BYTES} bytes long (got {}); generate one with `openssl rand -base64 48`",
-                    secret.len()
-                ),
-            });
-        }
         Ok(Self {
-            jwt_secret: secret.into_bytes(),
+            jwt_secret: jwt_secret(required("PULSE_JWT_SECRET")?)?,
             access_token_ttl: Duration::from_secs(positive("PULSE_ACCESS_TOKEN_TTL_SECS", 900)?),
             refresh_token_ttl: Duration::from_secs(positive("PULSE_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?),
             login_rate_per_min_ip: positive("PULSE_LOGIN_RATE_PER_MIN_IP", 30)?,
@@ -427,5 +431,15 @@ mod tests {
         let error = parse_options(Some("novalue")).expect_err("invalid");
         assert_eq!(error.variable, "PULSE_KAFKA_OPTIONS");
         assert!(error.to_string().starts_with("PULSE_KAFKA_OPTIONS: "));
+    }
+
+    #[test]
+    fn jwt_secret_must_be_long_and_is_never_echoed() {
+        let error = jwt_secret("short-secret".into()).expect_err("too short");
+        assert!(error
+            .to_string()
+            .starts_with("PULSE_JWT_SECRET: must be at least 32 bytes"));
+        assert!(!error.to_string().contains("short-secret"));
+        assert_eq!(jwt_secret("x".repeat(32)).expect("long enough").len(), 32);
     }
 }
