@@ -12,13 +12,13 @@
 #   --single-concurrency C   requests in flight in scenario (b)             [64]
 #   --baseline-rows N        rows per COPY-baseline phase                   [500000]
 #   --soak SECONDS           run the soak instead of (a) and (b)
-#   --soak-rate EVENTS_PER_S target rate of the soak, batches of 100        [20000]
+#   --soak-rate EVENTS_PER_S target rate of the soak, batches of 100        [15000]
 #   --no-build               use the release binaries already built
 #
 # Steps: PostgreSQL via scripts/services.sh up; a dedicated Tansu broker with MEMORY storage on
-# 127.0.0.1:19092 (isolated from the shared dev/test broker, and its memory is freed at the
-# end); a fresh `pulse_bench` database; release pulse-api (127.0.0.1:18080) and pulse-worker
-# (127.0.0.1:19101) with their own topic prefix; a project; the COPY baseline; the scenarios.
+# a free 127.0.0.1 port (isolated from the shared dev/test broker, and its memory is freed at
+# the end); a fresh `pulse_bench` database; release pulse-api and pulse-worker on free ports
+# with their own topic prefix; a project; the COPY baseline; the scenarios.
 # VmRSS/VmHWM of api and worker are sampled from /proc every second, CPU time of every
 # process is read before and after each scenario. Everything started here is stopped on exit.
 # All traffic goes to 127.0.0.1; every loop is bounded in count and time.
@@ -36,7 +36,7 @@ single_seconds=30
 single_concurrency=64
 baseline_rows=500000
 soak=0
-soak_rate=20000
+soak_rate=15000
 build=1
 while (($#)); do
     case $1 in
@@ -62,9 +62,11 @@ run_id=$(date -u +%Y%m%dT%H%M%SZ)
 RUN_DIR="$PULSE_STATE_DIR/bench/$run_id"
 mkdir -p "$RUN_DIR"
 BIN="$PULSE_ROOT/target/release"
-API_ADDR=127.0.0.1:18080
-WORKER_ADDR=127.0.0.1:19101
-KAFKA_ADDR=127.0.0.1:19092
+# Free ports chosen by the kernel, so the run never meets a dev instance or a test broker.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+API_ADDR=127.0.0.1:$(free_port)
+WORKER_ADDR=127.0.0.1:$(free_port)
+KAFKA_ADDR=127.0.0.1:$(free_port)
 ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
 DB_NAME=pulse_bench
 DB_URL="postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
@@ -272,9 +274,9 @@ for name in names:
     print(f"| {label} | {r['accepted_events_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {l['p50_ms']:.1f} / {l['p95_ms']:.1f} / {l['p99_ms']:.1f} / {l['max_ms']:.1f} | {errors} | {e2e:,.0f}{complete} | {e2e / copy_rate:.2f} | {d.get('p50_ms', 0):.0f} / {d.get('p99_ms', 0):.0f} | {p.get('drain_after_load_s', 0):.1f} |")
 print()
 
-print("CPU over each scenario (load and drain), in cores of the 2 (from /proc):\n")
-print("| scenario | wall s | api | worker | tansu | postgres | pulse-bench | machine busy |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("CPU over each scenario (load and drain), in cores of the 2 (from /proc; 'anything else' is other work on the machine, e.g. builds):\n")
+print("| scenario | wall s | api | worker | tansu | postgres (all backends) | pulse-bench | anything else | machine busy |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
     if not os.path.exists(os.path.join(run_dir, name + ".cpu-after")):
         continue
@@ -282,7 +284,9 @@ for name in names:
     user, system, wall = (float(x) for x in open(os.path.join(run_dir, name + ".time")).read().split()[-3:])
     busy = (a["busy"] - b["busy"]) / max(a["all"] - b["all"], 1) * (os.cpu_count() or 2)
     cores = lambda k: (a[k] - b[k]) / wall
-    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('tansu'):.2f} | {cores('postgres'):.2f} | {(user + system) / wall:.2f} | {busy:.2f} |")
+    bench = (user + system) / wall
+    ours = sum(cores(k) for k in ("api", "worker", "tansu", "postgres")) + bench
+    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('tansu'):.2f} | {cores('postgres'):.2f} | {bench:.2f} | {max(busy - ours, 0):.2f} | {busy:.2f} |")
 print()
 
 rows = [list(map(int, line.split())) for line in open(os.path.join(run_dir, "memory.txt")) if len(line.split()) == 6]
