@@ -397,3 +397,47 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(Scalar::with_url(DOCS_PATH, document));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value.as_str()) {
+                        ("$ref", Some(target)) => out.push(target.to_owned()),
+                        _ => refs(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| refs(item, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_and_errors_have_examples() {
+        let document = serde_json::to_value(document()).expect("json");
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let name = target.strip_prefix("#/components/schemas/").expect("schema ref");
+            assert!(
+                document["components"]["schemas"][name].is_object(),
+                "{target} is not in components"
+            );
+        }
+        let register = &document["paths"]["/v1/auth/register"]["post"];
+        assert_eq!(
+            register["responses"]["409"]["content"]["application/json"]["example"]["error"]["code"],
+            "EMAIL_TAKEN"
+        );
+        assert!(register["responses"]["500"].is_object());
+        let keys = &document["paths"]["/v1/projects/{project_id}/api-keys"]["post"];
+        assert_eq!(keys["security"][0]["bearer"], serde_json::json!([]));
+        assert!(document["components"]["securitySchemes"]["api_key_header"].is_object());
+    }
+}
