@@ -1137,3 +1137,46 @@ async fn openapi_document_covers_every_route_and_every_documented_route_answers(
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.expect("html").contains("openapi.json"));
 }
+
+#[tokio::test]
+async fn revocation_reaches_another_replica_within_the_cache_ttl() {
+    let stack = Stack::start(&[]).await;
+    let replica = PulseProcess::api(&stack.env).await;
+    let user = stack.register("replicas@example.com").await;
+    let project = stack.project(&user, json!({})).await;
+    let (key_id, key) = stack.key(&user, project, json!({})).await;
+    let ingest_on_replica = || async {
+        stack
+            .http
+            .post(format!("{}/v1/events", replica.base_url()))
+            .bearer_auth(&key)
+            .json(&json!({"event_type": "signup"}))
+            .send()
+            .await
+            .expect("sent")
+            .status()
+    };
+    // The replica caches the key as valid.
+    assert_eq!(ingest_on_replica().await, StatusCode::ACCEPTED);
+    stack
+        .call(
+            Method::DELETE,
+            &format!("/v1/projects/{project}/api-keys/{key_id}"),
+            Some(&user.access),
+            None,
+        )
+        .await
+        .expect(204, "revoke on the first replica");
+    assert_eq!(
+        stack.ingest(&key).await.status,
+        StatusCode::UNAUTHORIZED,
+        "at once where it was revoked"
+    );
+    // PULSE_API_KEY_CACHE_TTL_SECS=1 in these tests: the other replica follows within it.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(
+        ingest_on_replica().await,
+        StatusCode::UNAUTHORIZED,
+        "within the TTL elsewhere"
+    );
+}
