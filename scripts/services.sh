@@ -23,15 +23,16 @@ SMTP_LOG="$PULSE_STATE_DIR/smtp.log"
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
-pg_cluster_version() {
+# pg_cluster: "VERSION NAME" of the Debian cluster configured for $PG_PORT (empty if none).
+pg_cluster() {
     command -v pg_lsclusters >/dev/null 2>&1 || return 0
-    pg_lsclusters --no-header 2>/dev/null | awk '$2 == "main" { print $1; exit }'
+    pg_lsclusters --no-header 2>/dev/null | awk -v port="$PG_PORT" '$3 == port { print $1, $2; exit }'
 }
 
 # A PostgreSQL this script installed accepts postgres over TCP from 127.0.0.1 without a
 # password, as on the rust-svc machines; an existing installation's pg_hba.conf is not touched.
 pg_trust_loopback() {
-    local version=$1 hba="/etc/postgresql/$1/main/pg_hba.conf"
+    local version=$1 name=$2 hba="/etc/postgresql/$1/$2/pg_hba.conf"
     grep -q '^# pulse-dev' "$hba" 2>/dev/null && return 0
     local tmp
     tmp=$(mktemp)
@@ -43,25 +44,26 @@ pg_trust_loopback() {
     } >"$tmp"
     cat "$tmp" >"$hba"
     rm -f "$tmp"
-    pg_ctlcluster --skip-systemctl-redirect "$version" main reload >/dev/null 2>&1 || true
+    pg_ctlcluster --skip-systemctl-redirect "$version" "$name" reload >/dev/null 2>&1 || true
 }
 
 postgres_up() {
     if ! port_open "$PG_HOST" "$PG_PORT"; then
         local installed_now=0
-        if ! command -v pg_ctlcluster >/dev/null 2>&1 || [[ -z $(pg_cluster_version) ]]; then
+        if ! command -v pg_ctlcluster >/dev/null 2>&1 || [[ -z $(pg_cluster) ]]; then
             need_apt postgresql postgresql-client
             installed_now=1
         fi
-        local version
-        version=$(pg_cluster_version)
-        [[ -n $version ]] || die "PostgreSQL is installed but has no 'main' cluster (pg_lsclusters shows none); create one with pg_createcluster"
-        say "Starting PostgreSQL $version (cluster main)"
-        pg_ctlcluster --skip-systemctl-redirect "$version" main start \
-            || die "pg_ctlcluster $version main start failed; see /var/log/postgresql/postgresql-$version-main.log"
-        touch "$PG_STARTED_MARK"
-        ((installed_now)) && pg_trust_loopback "$version"
-        wait_port PostgreSQL "$PG_HOST" "$PG_PORT" 60 "" "/var/log/postgresql/postgresql-$version-main.log"
+        local cluster version name
+        cluster=$(pg_cluster)
+        [[ -n $cluster ]] || die "PostgreSQL is installed but no cluster is configured for port $PG_PORT (pg_lsclusters); create one with pg_createcluster"
+        read -r version name <<<"$cluster"
+        say "Starting PostgreSQL $version (cluster $name, port $PG_PORT)"
+        pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start \
+            || die "pg_ctlcluster $version $name start failed; see /var/log/postgresql/postgresql-$version-$name.log"
+        echo "$cluster" >"$PG_STARTED_MARK"
+        ((installed_now)) && pg_trust_loopback "$version" "$name"
+        wait_port PostgreSQL "$PG_HOST" "$PG_PORT" 60 "" "/var/log/postgresql/postgresql-$version-$name.log"
     fi
     command -v psql >/dev/null 2>&1 || need_apt postgresql-client
     local deadline=$((SECONDS + 30))
@@ -78,11 +80,11 @@ postgres_up() {
 
 postgres_down() {
     if [[ -f $PG_STARTED_MARK ]]; then
-        local version
-        version=$(pg_cluster_version)
-        if [[ -n $version ]]; then
-            pg_ctlcluster --skip-systemctl-redirect "$version" main stop >/dev/null 2>&1 || true
-            ok "stopped PostgreSQL $version (it was started by services.sh)"
+        local version name
+        read -r version name <"$PG_STARTED_MARK"
+        if [[ -n $version && -n $name ]]; then
+            pg_ctlcluster --skip-systemctl-redirect "$version" "$name" stop >/dev/null 2>&1 || true
+            ok "stopped PostgreSQL $version/$name (it was started by services.sh)"
         fi
         rm -f "$PG_STARTED_MARK"
     else
@@ -153,7 +155,9 @@ show() {
     local name=$1 host=$2 port=$3 pidfile=${4:-} extra=${5:-}
     local state="down" owner=""
     port_open "$host" "$port" && state="up"
-    if [[ -n $pidfile ]] && pid_alive "$pidfile"; then
+    if [[ -n $pidfile && $pidfile == "$PG_STARTED_MARK" && -f $pidfile && $state == up ]]; then
+        owner=" (started by services.sh)"
+    elif [[ -n $pidfile ]] && pid_alive "$pidfile"; then
         owner=" pid $(cat "$pidfile")"
     elif [[ $state == up ]]; then
         owner=" (not started by these scripts)"
@@ -165,7 +169,7 @@ status() {
     local storage=""
     [[ -f $TANSU_DIR/storage ]] && pid_alive "$TANSU_PID" && storage=", storage $(cat "$TANSU_DIR/storage")"
     echo "Services:"
-    show PostgreSQL "$PG_HOST" "$PG_PORT"
+    show PostgreSQL "$PG_HOST" "$PG_PORT" "$PG_STARTED_MARK"
     show Tansu "$KAFKA_HOST" "$KAFKA_PORT" "$TANSU_PID" "$storage"
     show "SMTP sink" "$SMTP_HOST" "$SMTP_PORT" "$SMTP_PID"
     echo "Pulse processes:"

@@ -52,7 +52,7 @@ cargo build --release --bin pulse-api --bin pulse-worker --bin pulse-scheduler \
 ok "built in $(elapsed "$build_start")"
 
 say "Migrating $PULSE_DATABASE_URL"
-"$BIN_DIR/pulse-api" migrate || die "pulse-api migrate failed"
+PULSE_LOG=warn "$BIN_DIR/pulse-api" migrate || die "pulse-api migrate failed"
 
 # start_pulse NAME ADDR: (re)starts target/release/pulse-NAME and waits for its /readyz.
 start_pulse() {
@@ -66,7 +66,8 @@ start_pulse() {
         die "pulse-$name: $addr is already in use by another process (stop it, or set its PULSE_*_ADDR)"
     fi
     local pid
-    pid=$(start_bg "$name" "$log" "$BIN_DIR/pulse-$name")
+    # Logs go to files: no ANSI colours in them.
+    pid=$(start_bg "$name" "$log" env NO_COLOR=1 "$BIN_DIR/pulse-$name")
     wait_http "pulse-$name" "http://$addr/readyz" 90 "$pid" "$log"
     ok "pulse-$name ready on http://$addr (pid $pid, log $log)"
 }
@@ -80,7 +81,7 @@ start_pulse scheduler "$SCHEDULER_ADDR"
 say "Demo: a project and its API key"
 echo "\$ pulse-api admin create-project --org demo --name demo"
 # Finds or creates the organization and project, and issues a new key each time.
-project_json=$("$BIN_DIR/pulse-api" admin create-project --org demo --name demo) \
+project_json=$(PULSE_LOG=warn "$BIN_DIR/pulse-api" admin create-project --org demo --name demo) \
     || die "pulse-api admin create-project failed"
 echo "$project_json" | jq .
 api_key=$(echo "$project_json" | jq -r '.api_key // empty')
