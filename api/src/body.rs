@@ -6,6 +6,7 @@
 //! upload nor a zip bomb can make the api hold more than `PULSE_MAX_BODY_BYTES` per request.
 
 use std::io::Read;
+use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::{Bytes, BytesMut, Payload};
@@ -13,6 +14,10 @@ use flate2::read::MultiGzDecoder;
 use futures::StreamExt;
 
 use crate::error::ApiError;
+
+/// Longest time to receive a whole body; past it the request is answered 408 so a stalled
+/// client cannot hold a connection and its buffer forever.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Compressed bodies larger than this are decoded on the blocking pool, not on the actix worker
 /// thread that serves other connections meanwhile.
@@ -68,9 +73,15 @@ fn truncate(value: &str) -> String {
     value.chars().take(100).collect()
 }
 
-/// Reads the whole payload, failing as soon as it exceeds `limit` bytes (a `Content-Length`
-/// above the limit is refused before reading anything).
-pub async fn read(headers: &HeaderMap, mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole payload within [`READ_TIMEOUT`], failing as soon as it exceeds `limit`
+/// bytes (a `Content-Length` above the limit is refused before reading anything).
+pub async fn read(headers: &HeaderMap, payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(READ_TIMEOUT, read_all(headers, payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(READ_TIMEOUT.as_secs()))?
+}
+
+async fn read_all(headers: &HeaderMap, mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())

@@ -58,6 +58,9 @@ pub enum ApiError {
     /// A path or query parameter that does not parse.
     #[error("invalid request: {0}")]
     BadRequest(String),
+    /// The body did not arrive within the read timeout (a stalled or very slow client).
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
     /// The single event of `POST /v1/events` is invalid (`INVALID_EVENT`, 400), too large
     /// (`EVENT_TOO_LARGE`, 413) or refused by Kafka for good (`EVENT_REJECTED`, 422).
     #[error("{}", .0.message)]
@@ -140,6 +143,7 @@ impl ApiError {
             }
             Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             Self::EventRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::KafkaUnavailable { .. } | Self::AuthUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Missing(_) => StatusCode::NOT_FOUND,
@@ -169,6 +173,7 @@ impl ApiError {
             Self::InvalidGzip(_) => "INVALID_GZIP",
             Self::InvalidJson(_) => "INVALID_JSON",
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::BodyTimeout(_) => "REQUEST_TIMEOUT",
             Self::InvalidEvent(rejection) => rejection.code,
             Self::ValidationFailed(_) => "VALIDATION_FAILED",
             Self::EventRejected(_) => "EVENT_REJECTED",

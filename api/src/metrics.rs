@@ -10,6 +10,8 @@ use prometheus::{
 };
 use pulse_shared::metrics::{BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
 
+use crate::validate;
+
 // Registration fails only on a duplicate name, a programming error caught by the first test
 // that touches the metric.
 #[allow(clippy::expect_used)]
@@ -80,8 +82,20 @@ pub static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
     ))
 });
 
-/// Touches every metric so that all series families show in `/metrics` from the start.
+/// Touches every metric, and the known label values of the labelled counters, so that every
+/// family shows in `/metrics` from the start and `rate()` sees the first increment.
 pub fn init() {
+    for code in [
+        validate::INVALID_EVENT,
+        validate::EVENT_TOO_LARGE,
+        validate::EVENT_REJECTED,
+        "INVALID_JSON",
+    ] {
+        EVENTS_REJECTED.with_label_values(&[code]);
+    }
+    for kind in ["timed_out", "unavailable", "rejected"] {
+        PRODUCE_FAILURES.with_label_values(&[kind]);
+    }
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_DURATION);
     LazyLock::force(&EVENTS_ACCEPTED);

@@ -85,6 +85,28 @@ async fn events_reach_kafka_as_envelopes_and_the_worker_stores_them() {
         worker.logs()
     );
     assert!(stack.api.metric("pulse_events_accepted_total").await >= 4.0);
+    assert!(stack.api.metric("pulse_events_produced_total").await >= 4.0);
+    let metrics = stack.http.get(stack.url("/metrics")).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    for family in [
+        "pulse_http_requests_total",
+        "pulse_http_request_duration_seconds",
+        "pulse_events_accepted_total",
+        "pulse_events_rejected_total",
+        "pulse_events_produced_total",
+        "pulse_produce_failures_total",
+        "pulse_produce_duration_seconds",
+        "pulse_ingest_batch_size",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "{family} missing from /metrics"
+        );
+    }
+    assert!(
+        metrics.contains(r#"pulse_http_requests_total{method="POST",route="/v1/events/batch",status="202"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
