@@ -99,6 +99,9 @@ impl ConsumerContext for PersistContext {
                     Err(error) => tracing::warn!(%error, "Commit on revocation failed"),
                 }
             }
+            Rebalance::Assign(partitions) if partitions.count() == 0 => {
+                tracing::warn!("Assigned no partitions (more consumers in the group than partitions?)");
+            }
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = %describe(partitions), "Partitions assigned");
             }
