@@ -58,10 +58,14 @@ if ! cargo build --workspace --all-targets; then
 fi
 phase_done "built"
 
+# The whole workspace by default; with arguments (`-p pulse-api NAME`) only what they select
+# (`--workspace` would override `-p`).
+scope=(--workspace)
+(($# > 0)) && scope=()
 if cargo nextest --version >/dev/null 2>&1; then
-    runner=(cargo nextest run --workspace --no-fail-fast "$@")
+    runner=(cargo nextest run "${scope[@]}" --no-fail-fast "$@")
 else
-    runner=(cargo test --workspace --no-fail-fast "$@")
+    runner=(cargo test "${scope[@]}" --no-fail-fast "$@")
 fi
 phase "${runner[*]}"
 echo "    PULSE_TEST_DATABASE_URL=$PULSE_TEST_DATABASE_URL"
