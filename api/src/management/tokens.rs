@@ -1,11 +1,10 @@
 //! Session credentials: short-lived access tokens (JWT, HS256) and long-lived refresh tokens.
 //!
-//! Access tokens are signed with `PULSE_JWT_SECRET` and verified without the database. This
-//! module implements exactly one algorithm, HS256, with `hmac` and `sha2` (already in the tree)
-//! instead of a general JWT library: the header is fixed, a token whose header names anything
-//! else is refused, so algorithm confusion (`alg: none`, RS/HS mix-ups) cannot happen, and the
-//! signature is compared in constant time. Claims: `sub` (user id), `sid` (the session, i.e.
-//! the refresh-token family, so change-password can keep the caller's own session), `iat`,
+//! Access tokens are signed with `PULSE_JWT_SECRET` by `jsonwebtoken` and verified without the
+//! database. Verification accepts HS256 only (the algorithm list is pinned, so `alg: none` and
+//! RS/HS confusion are refused) and checks `exp` against the caller's clock with a small
+//! leeway, so tests can pass the time explicitly. Claims: `sub` (user id), `sid` (the session,
+//! i.e. the refresh-token family, so change-password can keep the caller's own session), `iat`,
 //! `exp`, and `typ` = `access`.
 //!
 //! Refresh tokens are `rt_` + 43 base64url characters (256 random bits); only their SHA-256 is
@@ -13,16 +12,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// `{"alg":"HS256","typ":"JWT"}`, base64url: the only header this module writes or accepts.
-const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// Accepted clock difference between replicas when checking `exp`.
 const LEEWAY_SECS: i64 = 5;
 /// Every refresh token starts with this.
@@ -51,21 +47,23 @@ pub enum TokenError {
 /// Signs and verifies access tokens.
 #[derive(Clone)]
 pub struct JwtKeys {
-    secret: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
 }
 
 impl JwtKeys {
     /// `secret` is `PULSE_JWT_SECRET` (validated to be at least 32 bytes by the config).
     pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` is checked in `verify` against the caller's `now`.
+        validation.validate_exp = false;
+        validation.required_spec_claims = ["exp", "sub"].iter().map(|claim| (*claim).to_owned()).collect();
         Self {
-            secret: secret.to_vec(),
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
         }
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length; this cannot fail.
-        #[allow(clippy::expect_used)]
-        HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length")
     }
 
     /// An access token for `user` in session `sid`, valid from `now` for `ttl_secs`.
@@ -77,34 +75,18 @@ impl JwtKeys {
             exp: now + ttl_secs,
             typ: "access".to_owned(),
         };
-        // Serializing a struct of strings and integers cannot fail.
-        let payload = serde_json::to_vec(&claims).unwrap_or_default();
-        let signing_input = format!("{HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(payload));
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{signature}")
+        // HMAC signing of plain serializable claims cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default()
     }
 
     /// The claims of a token signed with this key, of type `access`, not expired at `now`.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        if header != HEADER_B64 {
-            return Err(TokenError::Malformed);
-        }
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(header.as_bytes());
-        mac.update(b".");
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                _ => TokenError::Malformed,
+            })?
+            .claims;
         if claims.typ != "access" {
             return Err(TokenError::Malformed);
         }
@@ -152,21 +134,15 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-    #[test]
-    fn header_constant_is_the_hs256_header() {
-        let decoded = URL_SAFE_NO_PAD.decode(HEADER_B64).expect("base64");
-        assert_eq!(decoded, br#"{"alg":"HS256","typ":"JWT"}"#);
-    }
+    /// The `HEADER.PAYLOAD` of the jwt.io example token, signed with "your-256-bit-secret".
+    const JWT_IO_SIGNING_INPUT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ";
 
     #[test]
     fn known_answer_signature() {
-        // Signature of a fixed signing input computed independently:
-        // printf '%s' "$input" | openssl dgst -sha256 -hmac "$SECRET" -binary | base64url
-        let keys = JwtKeys::new(b"your-256-bit-secret");
-        let input = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ";
-        let mut mac = keys.mac();
-        mac.update(input.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        // The well-known jwt.io HS256 example; its signature is published with it.
+        let key = EncodingKey::from_secret(b"your-256-bit-secret");
+        let signature =
+            jsonwebtoken::crypto::sign(JWT_IO_SIGNING_INPUT.as_bytes(), &key, Algorithm::HS256).expect("sign");
         assert_eq!(signature, "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
     }
 
@@ -201,8 +177,9 @@ mod tests {
                 .expect("json"),
         );
         let signature = token.rsplit_once('.').expect("sig").1;
+        let (header, _) = token.split_once('.').expect("header");
         assert_eq!(
-            keys.verify(&format!("{HEADER_B64}.{forged}.{signature}"), 1_000),
+            keys.verify(&format!("{header}.{forged}.{signature}"), 1_000),
             Err(TokenError::BadSignature)
         );
         for garbage in ["", "a.b", "a.b.c.d", "...", "pk_abc"] {
