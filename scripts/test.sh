@@ -52,7 +52,8 @@ phase "scripts/check-docs.py (README and docker-compose.yml against shared/src/c
 if python3 scripts/check-docs.py; then phase_done "docs agree"; else echo "    warning: the docs disagree with shared/src/config.rs (above)"; fi
 
 # The Docker build uses --locked; a Cargo.lock that does not match the manifests breaks it.
-if ! cargo metadata --locked --offline --format-version 1 >/dev/null 2>&1; then
+host=$(rustc -vV | sed -n 's/^host: //p')
+if ! cargo metadata --locked --filter-platform "$host" --format-version 1 >/dev/null 2>&1; then
     echo "    warning: Cargo.lock does not match the Cargo.toml files; commit the updated Cargo.lock"
 fi
 
