@@ -1,6 +1,6 @@
-//! The load generator: `concurrency` tasks, each with its own keep-alive connection from one
-//! pooled HTTP/1.1 client, send pre-built bodies back to back (closed loop) or on a fixed
-//! schedule (`--rate`, open loop), until a duration or an event budget runs out.
+//! The load generator: `concurrency` tasks, each with its own keep-alive HTTP/1.1 connection
+//! (`http.rs`), send pre-built requests back to back (closed loop) or on a fixed schedule
+//! (`--rate`, open loop), until a duration or an event budget runs out.
 //!
 //! Latency is measured per request from the moment it was due to the end of the response body:
 //! in a closed loop that is when it was sent; under `--rate` it is its scheduled time, so a
@@ -8,18 +8,19 @@
 //! Each task keeps its own histogram and error counts; they are merged once at the end.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use hdrhistogram::Histogram;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::http::{self, Connection, Failure, Target};
 use crate::payload::Body;
 use crate::persisted::Marker;
 use crate::report::{self, LoadReport, Percentiles};
@@ -41,12 +42,11 @@ pub struct LoadPlan {
 }
 
 impl LoadPlan {
-    fn endpoint(&self) -> String {
-        let base = self.base_url.trim_end_matches('/');
+    fn path(&self) -> &'static str {
         if self.batch_size == 1 {
-            format!("{base}/v1/events")
+            "/v1/events"
         } else {
-            format!("{base}/v1/events/batch")
+            "/v1/events/batch"
         }
     }
 
@@ -71,6 +71,8 @@ struct Shared {
     accepted: AtomicU64,
     /// Nanoseconds from the start to the first accepted answer (`u64::MAX`: none yet).
     first_accept_ns: AtomicU64,
+    /// The first transport error was printed.
+    io_error_shown: AtomicBool,
 }
 
 /// What each task hands back.
@@ -94,21 +96,22 @@ pub async fn run(
     markers: Option<UnboundedSender<Marker>>,
 ) -> Result<LoadOutcome> {
     anyhow::ensure!(!bodies.is_empty(), "no request bodies");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(plan.concurrency)
-        .tcp_nodelay(true)
-        .no_gzip()
-        .timeout(plan.request_timeout)
-        .build()
-        .context("building the HTTP client")?;
-    let auth =
-        HeaderValue::from_str(&format!("Bearer {}", plan.api_key)).context("the API key is not a valid header")?;
+    let target = Target::parse(&plan.base_url)?;
+    let auth = format!("Bearer {}", plan.api_key);
+    anyhow::ensure!(!auth.contains(['\r', '\n']), "the API key cannot contain line breaks");
+    let prebuilt: Arc<Vec<Bytes>> = Arc::new(
+        bodies
+            .iter()
+            .map(|body| http::post_request(&target, plan.path(), &auth, &body.bytes))
+            .collect(),
+    );
     let shared = Arc::new(Shared {
         next_request: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
         first_accept_ns: AtomicU64::new(u64::MAX),
+        io_error_shown: AtomicBool::new(false),
     });
-    let url = Arc::new(plan.endpoint());
+    let url = format!("{}{}", plan.base_url.trim_end_matches('/'), plan.path());
     let deadline = plan.duration.map(|duration| start + duration);
     let interval = plan
         .rate
@@ -119,9 +122,12 @@ pub async fn run(
     let mut tasks = Vec::with_capacity(plan.concurrency);
     for _ in 0..plan.concurrency {
         let task = Task {
-            client: client.clone(),
-            url: url.clone(),
+            connection: Connection::new(&target),
+            target: target.clone(),
+            path: plan.path(),
             auth: auth.clone(),
+            request_timeout: plan.request_timeout,
+            requests: prebuilt.clone(),
             bodies: bodies.clone(),
             shared: shared.clone(),
             markers: markers.clone(),
@@ -154,7 +160,7 @@ pub async fn run(
     let first_accept = (first_ns != u64::MAX).then(|| Duration::from_nanos(first_ns));
 
     let report = LoadReport {
-        url: url.to_string(),
+        url,
         concurrency: plan.concurrency,
         batch_size: plan.batch_size,
         target_rate_events_per_s: plan.rate,
@@ -195,9 +201,13 @@ async fn per_second(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) -> Vec
 }
 
 struct Task {
-    client: reqwest::Client,
-    url: Arc<String>,
-    auth: HeaderValue,
+    connection: Connection,
+    target: Target,
+    path: &'static str,
+    auth: String,
+    request_timeout: Duration,
+    /// The complete request of each body, pre-built.
+    requests: Arc<Vec<Bytes>>,
     bodies: Arc<Vec<Body>>,
     shared: Arc<Shared>,
     markers: Option<UnboundedSender<Marker>>,
@@ -209,7 +219,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run(self) -> TaskResult {
+    async fn run(mut self) -> TaskResult {
         let mut result = TaskResult {
             latency: report::micros_histogram(),
             requests: 0,
@@ -237,31 +247,30 @@ impl Task {
                     now
                 }
             };
-            let body = &self.bodies[(seq % self.bodies.len() as u64) as usize];
+            let index = (seq % self.bodies.len() as u64) as usize;
+            let body = &self.bodies[index];
             let marker = (self.markers.is_some() && seq % self.marker_every == 0).then(Uuid::now_v7);
-            let bytes = marker.map_or_else(|| body.bytes.clone(), |id| body.with_marker(id));
-            let answer = self
-                .client
-                .post(self.url.as_str())
-                .header(AUTHORIZATION, self.auth.clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(bytes)
-                .send()
-                .await;
-            result.requests += 1;
-            let (status, text) = match answer {
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Ok(text) => (status, text),
-                        Err(_) => {
-                            *result.errors.entry("io".into()).or_insert(0) += 1;
-                            continue;
-                        }
-                    }
+            let marked;
+            let request = match marker {
+                Some(id) => {
+                    marked = http::post_request(&self.target, self.path, &self.auth, &body.with_marker(id));
+                    &marked
                 }
-                Err(error) => {
-                    let kind = if error.is_timeout() { "timeout" } else { "io" };
+                None => &self.requests[index],
+            };
+            result.requests += 1;
+            let answer = match self.connection.send(request, self.request_timeout).await {
+                Ok(answer) => answer,
+                Err(failure) => {
+                    let kind = match failure {
+                        Failure::Timeout => "timeout",
+                        Failure::Io(message) => {
+                            if !self.shared.io_error_shown.swap(true, Ordering::Relaxed) {
+                                eprintln!("pulse-bench: first transport error: {message}");
+                            }
+                            "io"
+                        }
+                    };
                     *result.errors.entry(kind.into()).or_insert(0) += 1;
                     // A refused connection fails at once; do not spin on it.
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -270,14 +279,14 @@ impl Task {
             };
             let answered = Instant::now();
             report::record(&mut result.latency, answered - due);
-            if !status.is_success() {
-                *result.errors.entry(status.as_u16().to_string()).or_insert(0) += 1;
+            if !(200..300).contains(&answer.status) {
+                *result.errors.entry(answer.status.to_string()).or_insert(0) += 1;
                 continue;
             }
             let accepted = if body.events == 1 {
                 1
             } else {
-                serde_json::from_slice::<BatchAnswer>(&text)
+                serde_json::from_slice::<BatchAnswer>(&answer.body)
                     .ok()
                     .and_then(|answer| answer.accepted)
                     .unwrap_or(body.events)

@@ -8,6 +8,7 @@
 //! Method and recorded results: `bench/RESULTS.md`; the full measured run: `scripts/bench.sh`.
 
 mod baseline;
+mod http;
 mod load;
 mod payload;
 mod persisted;
