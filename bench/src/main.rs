@@ -157,8 +157,9 @@ async fn run_load(args: LoadArgs) -> Result<()> {
     let storage = match (&args.database_url, args.project_id) {
         (Some(url), Some(project_id)) => {
             let counter = persisted::connect(url).await?;
-            let before = persisted::count_stored(&counter, project_id).await?;
-            Some((url.clone(), project_id, counter, before))
+            let before = persisted::count_ids(&counter, project_id).await?;
+            let events_before = persisted::count_events(&counter, project_id).await?;
+            Some((url.clone(), project_id, counter, before, events_before))
         }
         _ => None,
     };
@@ -178,27 +179,32 @@ async fn run_load(args: LoadArgs) -> Result<()> {
     let outcome = load::run(&plan, bodies, start, tracker.as_ref().map(MarkerTracker::sender)).await?;
     let mut report = outcome.report;
 
-    if let (Some((_, project_id, counter, before)), Some(tracker)) = (storage, tracker) {
+    if let (Some((_, project_id, counter, before, events_before)), Some(tracker)) = (storage, tracker) {
         eprintln!(
             "pulse-bench: load done ({} events accepted); waiting for storage",
             report.accepted_events
         );
+        // Markers first (cheap probes); the costlier counts only for the tail.
+        let waiting_since = Instant::now();
+        let markers = tracker.finish().await?;
+        let remaining = persist_timeout.saturating_sub(waiting_since.elapsed());
         let target = before + report.accepted_events;
-        let (count, markers) = tokio::join!(
-            persisted::wait_for_count(&counter, project_id, target, start, persist_timeout),
-            tracker.finish()
-        );
-        let count = count?;
-        let markers = markers?;
+        let count = persisted::wait_for_count(&counter, project_id, target, start, remaining).await?;
+        let events_rows = persisted::count_events(&counter, project_id)
+            .await?
+            .saturating_sub(events_before);
+        let stored = count.stored.saturating_sub(before);
         let first = outcome.first_accept.unwrap_or_default();
         let end_to_end = count.seen_at.saturating_sub(first);
         report.persisted = Some(PersistedReport {
-            stored_events: count.stored.saturating_sub(before),
+            stored_events: stored,
+            events_rows,
             complete: count.complete,
             end_to_end_s: end_to_end.as_secs_f64(),
-            end_to_end_events_per_s: report::rate(count.stored.saturating_sub(before), end_to_end),
+            end_to_end_events_per_s: report::rate(stored, end_to_end),
             drain_after_load_s: count.seen_at.saturating_sub(outcome.finished_at).as_secs_f64(),
             delay: Percentiles::of(&markers.delays),
+            delay_uncertainty_p99_ms: Percentiles::of(&markers.uncertainty).p99_ms,
             markers: markers.markers,
             markers_missing: markers.missing,
             poll_interval_ms: poll.as_millis() as u64,

@@ -103,8 +103,10 @@ pub struct LoadReport {
 /// What the wait for storage measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct PersistedReport {
-    /// Rows of the project stored during the run (the count after minus the count before).
+    /// Ids of the project stored in `event_ids` during the run (count after minus before).
     pub stored_events: u64,
+    /// Rows of the project added to `events` during the run (should equal `stored_events`).
+    pub events_rows: u64,
     /// All accepted events were found stored before the wait's timeout.
     pub complete: bool,
     /// First acceptance to the first count that saw every accepted event.
@@ -114,6 +116,8 @@ pub struct PersistedReport {
     pub drain_after_load_s: f64,
     /// Acceptance-to-storage delay of the marker events.
     pub delay: Percentiles,
+    /// 99th percentile of the half-width of the markers' storage windows: how exact `delay` is.
+    pub delay_uncertainty_p99_ms: f64,
     /// Markers sent, and how many were never found before the timeout.
     pub markers: u64,
     pub markers_missing: u64,
@@ -153,8 +157,9 @@ impl LoadReport {
         }
         if let Some(p) = &self.persisted {
             println!(
-                "  persisted          {} events{}",
+                "  persisted          {} events ({} rows in events){}",
                 p.stored_events,
+                p.events_rows,
                 if p.complete { "" } else { " (INCOMPLETE: timed out)" }
             );
             println!(
@@ -162,8 +167,14 @@ impl LoadReport {
                 p.end_to_end_events_per_s, p.end_to_end_s, p.drain_after_load_s
             );
             println!(
-                "  accept->stored     p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} markers, {} missing, poll {} ms)",
-                p.delay.p50_ms, p.delay.p99_ms, p.delay.max_ms, p.markers, p.markers_missing, p.poll_interval_ms
+                "  accept->stored     p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (±{:.1} ms at p99; {} markers, {} missing, poll {} ms)",
+                p.delay.p50_ms,
+                p.delay.p99_ms,
+                p.delay.max_ms,
+                p.delay_uncertainty_p99_ms,
+                p.markers,
+                p.markers_missing,
+                p.poll_interval_ms
             );
         }
     }
