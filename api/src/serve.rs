@@ -36,8 +36,8 @@ use crate::metrics;
 pub const PARTITIONS_AHEAD_DAYS: i32 = 7;
 /// Longest wait for the broker at start.
 const KAFKA_WAIT: Duration = Duration::from_secs(60);
-/// Longest single topic-creation attempt.
-const KAFKA_ATTEMPT: Duration = Duration::from_secs(15);
+/// Longest single topic-creation attempt (an unreachable broker makes an attempt last this long).
+const KAFKA_ATTEMPT: Duration = Duration::from_secs(10);
 
 /// Runs the api until a signal, then drains. Errors are start-up failures.
 pub async fn run(
@@ -58,9 +58,10 @@ pub async fn run(
     }
 
     let topics = Topics::new(&kafka.topic_prefix);
-    if until_stopped(&stop, wait_for_topics(&kafka, &topics)).await.is_none() {
+    let Some(topics_ready) = until_stopped(&stop, wait_for_topics(&kafka, &topics)).await else {
         return Ok(());
-    }
+    };
+    topics_ready?;
 
     let producer = AckProducer::new(&kafka).context("creating the Kafka producer")?;
     let pool = db::build_pool(&database, "pulse-api").context("creating the database pool")?;

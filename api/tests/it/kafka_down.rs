@@ -52,3 +52,32 @@ async fn broker_down_means_503_with_retry_after_and_never_2xx() {
     futures::future::join_all(requests).await;
     assert!(stack.api.metric("pulse_produce_failures_total").await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_started_before_its_broker_waits_for_it_then_serves() {
+    let mut broker = TestBroker::start().await;
+    let kafka = TestKafka::on(&broker).await;
+    let db = TestDb::new().await;
+    broker.stop().await;
+
+    // The api retries topic creation (attempts of 10 s, for up to 60 s) while the broker is
+    // away; the broker comes back (empty: memory storage) during the second attempt and the api
+    // creates its topics there.
+    let start_api = Stack::start_on(db, kafka, &[]);
+    let restart_broker = async {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        broker.start_again().await;
+    };
+    let (stack, ()) = tokio::join!(start_api, restart_broker);
+    expect_accepted(
+        stack
+            .post_json("/v1/events", &json!({"event_type": "after_wait"}))
+            .await,
+    )
+    .await;
+    assert!(
+        stack.api.logs().contains("Kafka not ready, retrying"),
+        "{}",
+        stack.api.logs()
+    );
+}
