@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use pulse_shared::envelope::{self, EventEnvelope, ENVELOPE_VERSION};
 use pulse_shared::kafka::producer::{AckProducer, Acked, Outgoing, ProduceError};
@@ -72,7 +72,12 @@ impl IngestState {
 
     /// Authenticates, then reads and decodes the body.
     async fn begin(&self, req: &HttpRequest, payload: web::Payload) -> Result<(Arc<KeyRecord>, Bytes), ApiError> {
-        let key = self.auth.authenticate(req.headers(), SCOPE_INGEST).await?;
+        // The rate-limit middleware already authenticated the key when it could.
+        let cached = req.extensions().get::<Arc<KeyRecord>>().cloned();
+        let key = match cached {
+            Some(key) => key,
+            None => self.auth.authenticate(req.headers(), SCOPE_INGEST).await?,
+        };
         tracing::Span::current().record("project_id", tracing::field::display(key.project_id));
         body::check_content_type(req.headers())?;
         let encoding = body::encoding(req.headers())?;

@@ -25,7 +25,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
+use actix_web::{web, HttpMessage, ResponseError};
 use uuid::Uuid;
 
 use crate::auth::SCOPE_INGEST;
@@ -220,8 +220,8 @@ fn refuse_if_denied(decision: Decision) -> Result<(), ApiError> {
 /// Middleware of the ingest routes: a request whose API key is valid takes a token from the
 /// key's bucket or is answered 429 with `Retry-After`; every such answer carries the
 /// `RateLimit-*` headers. Requests without a valid key pass through untouched, so the handler
-/// answers them as usual (401/403/503). The key is looked up through the ingest key cache, so
-/// the handler's own lookup right after is a cache hit.
+/// answers them as usual (401/403/503). The authenticated key record is left in the request's
+/// extensions, so the handler does not look the key up a second time.
 pub async fn ingest_middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -231,11 +231,13 @@ pub async fn ingest_middleware(
         req.app_data::<web::Data<ManagementState>>(),
     ) {
         (Some(state), Some(management)) => match state.auth.authenticate(req.headers(), SCOPE_INGEST).await {
-            Ok(record) => Some(management.ingest_limiter.check(
-                record.key_id,
-                record.rate_limit_per_sec,
-                Instant::now(),
-            )),
+            Ok(record) => {
+                let decision = management
+                    .ingest_limiter
+                    .check(record.key_id, record.rate_limit_per_sec, Instant::now());
+                req.extensions_mut().insert(record);
+                Some(decision)
+            }
             Err(_) => None,
         },
         _ => None,
