@@ -10,10 +10,8 @@ use pulse_testkit::{PulseProcess, TcpProxy, TestDb};
 
 const N: usize = 20_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_cut_mid_stream_is_retried_and_nothing_is_skipped() {
-    let db = TestDb::new().await;
-    let (_broker, kafka) = durable_kafka().await;
+/// A proxy in front of the test PostgreSQL server, so a test can cut the worker off.
+async fn postgres_proxy() -> TcpProxy {
     let server = pulse_testkit::db::admin_url();
     let authority = server
         .split("://")
@@ -26,7 +24,14 @@ async fn postgres_cut_mid_stream_is_retried_and_nothing_is_skipped() {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .expect("PostgreSQL address");
-    let proxy = TcpProxy::start(target);
+    TcpProxy::start(target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cut_mid_stream_is_retried_and_nothing_is_skipped() {
+    let db = TestDb::new().await;
+    let (_broker, kafka) = durable_kafka().await;
+    let proxy = postgres_proxy().await;
     let env = worker_env(&db, &kafka).set("PULSE_DATABASE_URL", &proxy.postgres_url(&db.url));
 
     let events = envelopes(N, 32);
@@ -84,6 +89,47 @@ async fn broker_restart_mid_stream_loses_and_repeats_nothing() {
         N as i64,
         "{}",
         worker.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_exactly_once(&db, &events).await;
+}
+
+/// SIGTERM while PostgreSQL is unreachable: the batches in flight are abandoned without
+/// storing their offsets, the worker still exits 0 promptly, and the next worker stores them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_postgres_is_down_abandons_the_batch_and_loses_nothing() {
+    let db = TestDb::new().await;
+    let (_broker, kafka) = durable_kafka().await;
+    let proxy = postgres_proxy().await;
+    let env = worker_env(&db, &kafka).set("PULSE_DATABASE_URL", &proxy.postgres_url(&db.url));
+
+    let events = envelopes(N, 32);
+    kafka.produce_envelopes(&events).await;
+    let mut worker = PulseProcess::worker(&env).await;
+    wait_stored(&db, 1_000, COMPLETE).await;
+    proxy.cut();
+    let retrying = pulse_testkit::eventually(Duration::from_secs(30), || async {
+        worker.logs().contains("Database write failed; retrying").then_some(())
+    })
+    .await;
+    assert!(retrying.is_some(), "{}", worker.logs());
+
+    let status = worker.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status}:\n{}", worker.logs());
+    assert!(
+        worker.logs().contains("batch abandoned, offsets stay unstored"),
+        "{}",
+        worker.logs()
+    );
+    assert!(stored(&db).await < N as i64);
+
+    proxy.restore();
+    let restarted = PulseProcess::worker(&env).await;
+    assert_eq!(
+        wait_stored(&db, N as i64, COMPLETE).await,
+        N as i64,
+        "{}",
+        restarted.logs()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_exactly_once(&db, &events).await;
