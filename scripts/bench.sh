@@ -9,11 +9,13 @@
 #   --events N               events of scenario (a)                         [1000000]
 #   --batch-concurrency C    requests in flight in scenario (a)             [16]
 #   --single-seconds S       length of scenario (b)                         [30]
-#   --single-concurrency C   requests in flight in scenario (b)             [64]
+#   --single-concurrency C[,C...]  requests in flight in scenario (b), one
+#                            run per value                                  [64,128]
 #   --baseline-rows N        rows per COPY-baseline phase                   [500000]
 #   --soak SECONDS           run the soak instead of (a) and (b)
 #   --soak-rate EVENTS_PER_S target rate of the soak, batches of 100        [15000]
 #   --no-build               use the release binaries already built
+#   --report DIR             only print the markdown block of an earlier run (.pulse/bench/<run>)
 #
 # Steps: PostgreSQL via scripts/services.sh up; a dedicated Tansu broker with MEMORY storage on
 # a free 127.0.0.1 port (isolated from the shared dev/test broker, and its memory is freed at
@@ -33,11 +35,12 @@ command_line="scripts/bench.sh${*:+ $*}"
 events=1000000
 batch_concurrency=16
 single_seconds=30
-single_concurrency=64
+single_concurrency=64,128
 baseline_rows=500000
 soak=0
 soak_rate=15000
 build=1
+report_dir=""
 while (($#)); do
     case $1 in
         --events) events=$2; shift 2 ;;
@@ -48,15 +51,138 @@ while (($#)); do
         --soak) soak=$2; shift 2 ;;
         --soak-rate) soak_rate=$2; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --report) report_dir=$2; shift 2 ;;
+        -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for n in "$events" "$batch_concurrency" "$single_seconds" "$single_concurrency" "$baseline_rows" "$soak" "$soak_rate"; do
+for n in "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
     [[ $n =~ ^[0-9]+$ ]] || die "options take whole numbers, got '$n'"
 done
 ((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
 ((soak <= 3600)) || die "--soak is capped at 3600 seconds"
+
+# render_report RUN_DIR: the markdown block of a finished run, from the files in RUN_DIR.
+render_report() {
+    python3 - "$1" <<'PY'
+import json, os, subprocess, sys
+
+run_dir = sys.argv[1]
+command = open(os.path.join(run_dir, "command")).read().strip()
+soak = os.path.exists(os.path.join(run_dir, "soak.json"))
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:
+        return "?"
+
+def load(name):
+    path = os.path.join(run_dir, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+def kv(path):
+    out = {}
+    for part in open(path).read().split():
+        k, v = part.split("=")
+        out[k] = float(v)
+    return out
+
+baseline = load("baseline.json")
+copy_rate = next(p["rows_per_s"] for p in baseline["phases"] if p["name"] == "copy")
+cpu_model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+mem_gb = int(sh("awk '/MemTotal/ {print $2}' /proc/meminfo") or 0) / 1024 / 1024
+commit = sh("git rev-parse --short HEAD") + (" (dirty tree)" if sh("git status --porcelain -- api worker shared bench") else "")
+pg = sh("psql -XAtc 'show server_version' postgres://postgres@127.0.0.1:5432/postgres")
+pg_settings = sh("psql -XAtc \"select string_agg(name || '=' || setting, ', ' order by name) from pg_settings where name in ('fsync','synchronous_commit','full_page_writes','wal_level','shared_buffers','max_wal_size')\" postgres://postgres@127.0.0.1:5432/postgres")
+
+print(f"### Run {os.path.basename(run_dir)}\n")
+print(f"- command: `{command}`")
+print(f"- git commit: {commit}")
+print(f"- machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, kernel {sh('uname -r')}; {sh('rustc --version')}")
+tansu = open(os.path.join(run_dir, "tansu.version")).read().strip() or "tansu"
+print(f"- PostgreSQL {pg} ({pg_settings}); {tansu} with **memory storage**; api, worker, broker, database and load generator all on this machine")
+print()
+print("COPY baseline (scratch database, same schema and indexes, same kind of rows):\n")
+print("| way | rows | rows/s |")
+print("|---|---:|---:|")
+for p in baseline["phases"]:
+    print(f"| {p['description']} | {p['rows']:,} | {p['rows_per_s']:,.0f} |")
+print()
+
+names = ["soak"] if soak else ["batch100"] + sorted(
+    (f[:-5] for f in os.listdir(run_dir) if f.startswith("single-c") and f.endswith(".json")),
+    key=lambda n: int(n[8:]))
+print("| scenario | accepted events/s | requests/s | API p50 / p95 / p99 / max ms | errors | stored (rows in events) | end-to-end stored events/s | ratio to COPY | accept->stored p50 / p99 ms | drain after load s |")
+print("|---|---:|---:|---|---|---:|---:|---:|---|---:|")
+for name in names:
+    r = load(name + ".json")
+    if r is None:
+        continue
+    l, p = r["latency"], r.get("persisted") or {}
+    errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "none"
+    e2e = p.get("end_to_end_events_per_s", 0)
+    d = p.get("delay", {})
+    label = f"{name} (batch {r['batch_size']}, concurrency {r['concurrency']}" + (f", rate {r['target_rate_events_per_s']:.0f}/s" if r.get("target_rate_events_per_s") else "") + ")"
+    complete = "" if p.get("complete", False) else " (incomplete)"
+    print(f"| {label} | {r['accepted_events_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {l['p50_ms']:.1f} / {l['p95_ms']:.1f} / {l['p99_ms']:.1f} / {l['max_ms']:.1f} | {errors} | {p.get('stored_events', 0):,} ({p.get('events_rows', 0):,}) | {e2e:,.0f}{complete} | {e2e / copy_rate:.2f} | {d.get('p50_ms', 0):.0f} / {d.get('p99_ms', 0):.0f} | {p.get('drain_after_load_s', 0):.1f} |")
+print()
+
+print("CPU over each scenario (load and drain), in cores of the 2 (from /proc; 'anything else' is other work on the machine, e.g. builds):\n")
+print("| scenario | wall s | api | worker | tansu | postgres (all backends) | pulse-bench | anything else | machine busy |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for name in names:
+    if not os.path.exists(os.path.join(run_dir, name + ".cpu-after")):
+        continue
+    b, a = kv(os.path.join(run_dir, name + ".cpu-before")), kv(os.path.join(run_dir, name + ".cpu-after"))
+    user, system, wall = (float(x) for x in open(os.path.join(run_dir, name + ".time")).read().split()[-3:])
+    busy = (a["busy"] - b["busy"]) / max(a["all"] - b["all"], 1) * (os.cpu_count() or 2)
+    cores = lambda k: (a[k] - b[k]) / wall
+    bench = (user + system) / wall
+    ours = sum(cores(k) for k in ("api", "worker", "tansu", "postgres")) + bench
+    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('tansu'):.2f} | {cores('postgres'):.2f} | {bench:.2f} | {max(busy - ours, 0):.2f} | {busy:.2f} |")
+print()
+
+rows = [list(map(int, line.split())) for line in open(os.path.join(run_dir, "memory.txt")) if len(line.split()) == 6]
+if rows:
+    mb = lambda kb: kb / 1024
+    peak_api = max(r[2] for r in rows); peak_worker = max(r[4] for r in rows); peak_tansu = max(r[5] for r in rows)
+    print(f"Memory (VmHWM, peak resident): api {mb(peak_api):.0f} MB, worker {mb(peak_worker):.0f} MB; Tansu (memory storage, holds every message) peak RSS {mb(peak_tansu):.0f} MB.")
+    avg = lambda xs, i: sum(x[i] for x in xs) / max(len(xs), 1) / 1024
+    for name in names:
+        w = os.path.join(run_dir, name + ".window")
+        if not os.path.exists(w):
+            continue
+        start, end = map(int, open(w).read().split())
+        inside = [r for r in rows if start <= r[0] <= end]
+        if not inside:
+            continue
+        line = f"- {name}: peak RSS api {mb(max(r[1] for r in inside)):.0f} MB, worker {mb(max(r[3] for r in inside)):.0f} MB"
+        if end - start >= 120:
+            first = [r for r in inside if r[0] < start + 60]
+            last = [r for r in inside if r[0] > end - 60]
+            line += (f"; mean RSS first minute -> last minute: api {avg(first, 1):.0f} -> {avg(last, 1):.0f} MB,"
+                     f" worker {avg(first, 3):.0f} -> {avg(last, 3):.0f} MB")
+            # Least-squares slope over the last third: warm-up growth vs growth that goes on.
+            half = [r for r in inside if r[0] >= end - (end - start) / 3]
+            def slope(i):
+                n = len(half)
+                mt = sum(r[0] for r in half) / n
+                mv = sum(r[i] for r in half) / n
+                den = sum((r[0] - mt) ** 2 for r in half) or 1
+                return sum((r[0] - mt) * (r[i] - mv) for r in half) / den * 60 / 1024
+            line += f"; RSS slope over the last third: api {slope(1):+.2f} MB/min, worker {slope(3):+.2f} MB/min"
+            minutes = [r for r in inside if (r[0] - start) % 60 == 0]
+            line += "\n  - worker RSS each minute (MB): " + ", ".join(f"{r[3] / 1024:.0f}" for r in minutes)
+            line += "\n  - api RSS each minute (MB): " + ", ".join(f"{r[1] / 1024:.0f}" for r in minutes)
+        print(line)
+PY
+}
+
+if [[ -n $report_dir ]]; then
+    render_report "$report_dir"
+    exit 0
+fi
 
 run_id=$(date -u +%Y%m%dT%H%M%SZ)
 RUN_DIR="$PULSE_STATE_DIR/bench/$run_id"
@@ -209,109 +335,16 @@ if ((soak > 0)); then
     scenario soak --batch-size 100 --concurrency "$batch_concurrency" --duration "$soak" --rate "$soak_rate"
 else
     scenario batch100 --batch-size 100 --concurrency "$batch_concurrency" --events "$events"
-    scenario single --batch-size 1 --concurrency "$single_concurrency" --duration "$single_seconds"
+    for c in ${single_concurrency//,/ }; do
+        scenario "single-c$c" --batch-size 1 --concurrency "$c" --duration "$single_seconds"
+    done
 fi
 kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 
 say "Report" >&2
 "$tansu" --version 2>/dev/null | head -n 1 >"$RUN_DIR/tansu.version" || true
-python3 - "$RUN_DIR" "$command_line" "$soak" >"$RUN_DIR/results.md" <<'PY'
-import json, os, subprocess, sys
-
-run_dir, command, soak = sys.argv[1], sys.argv[2], int(sys.argv[3])
-
-def sh(cmd):
-    try:
-        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
-    except Exception:
-        return "?"
-
-def load(name):
-    path = os.path.join(run_dir, name)
-    return json.load(open(path)) if os.path.exists(path) else None
-
-def kv(path):
-    out = {}
-    for part in open(path).read().split():
-        k, v = part.split("=")
-        out[k] = float(v)
-    return out
-
-baseline = load("baseline.json")
-copy_rate = next(p["rows_per_s"] for p in baseline["phases"] if p["name"] == "copy")
-cpu_model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
-mem_gb = int(sh("awk '/MemTotal/ {print $2}' /proc/meminfo") or 0) / 1024 / 1024
-commit = sh("git rev-parse --short HEAD") + (" (dirty tree)" if sh("git status --porcelain -- api worker shared bench") else "")
-pg = sh("psql -XAtc 'show server_version' postgres://postgres@127.0.0.1:5432/postgres")
-pg_settings = sh("psql -XAtc \"select string_agg(name || '=' || setting, ', ' order by name) from pg_settings where name in ('fsync','synchronous_commit','full_page_writes','wal_level','shared_buffers','max_wal_size')\" postgres://postgres@127.0.0.1:5432/postgres")
-
-print(f"### Run {os.path.basename(run_dir)}\n")
-print(f"- command: `{command}`")
-print(f"- git commit: {commit}")
-print(f"- machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, kernel {sh('uname -r')}; {sh('rustc --version')}")
-tansu = open(os.path.join(run_dir, "tansu.version")).read().strip() or "tansu"
-print(f"- PostgreSQL {pg} ({pg_settings}); {tansu} with **memory storage**; api, worker, broker, database and load generator all on this machine")
-print()
-print("COPY baseline (scratch database, same schema and indexes, same kind of rows):\n")
-print("| way | rows | rows/s |")
-print("|---|---:|---:|")
-for p in baseline["phases"]:
-    print(f"| {p['description']} | {p['rows']:,} | {p['rows_per_s']:,.0f} |")
-print()
-
-names = ["soak"] if soak else ["batch100", "single"]
-print("| scenario | accepted events/s | requests/s | API p50 / p95 / p99 / max ms | errors | end-to-end stored events/s | ratio to COPY | accept->stored p50 / p99 ms | drain after load s |")
-print("|---|---:|---:|---|---|---:|---:|---|---:|")
-for name in names:
-    r = load(name + ".json")
-    if r is None:
-        continue
-    l, p = r["latency"], r.get("persisted") or {}
-    errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "none"
-    e2e = p.get("end_to_end_events_per_s", 0)
-    d = p.get("delay", {})
-    label = f"{name} (batch {r['batch_size']}, concurrency {r['concurrency']}" + (f", rate {r['target_rate_events_per_s']:.0f}/s" if r.get("target_rate_events_per_s") else "") + ")"
-    complete = "" if p.get("complete", False) else " (incomplete)"
-    print(f"| {label} | {r['accepted_events_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {l['p50_ms']:.1f} / {l['p95_ms']:.1f} / {l['p99_ms']:.1f} / {l['max_ms']:.1f} | {errors} | {e2e:,.0f}{complete} | {e2e / copy_rate:.2f} | {d.get('p50_ms', 0):.0f} / {d.get('p99_ms', 0):.0f} | {p.get('drain_after_load_s', 0):.1f} |")
-print()
-
-print("CPU over each scenario (load and drain), in cores of the 2 (from /proc; 'anything else' is other work on the machine, e.g. builds):\n")
-print("| scenario | wall s | api | worker | tansu | postgres (all backends) | pulse-bench | anything else | machine busy |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for name in names:
-    if not os.path.exists(os.path.join(run_dir, name + ".cpu-after")):
-        continue
-    b, a = kv(os.path.join(run_dir, name + ".cpu-before")), kv(os.path.join(run_dir, name + ".cpu-after"))
-    user, system, wall = (float(x) for x in open(os.path.join(run_dir, name + ".time")).read().split()[-3:])
-    busy = (a["busy"] - b["busy"]) / max(a["all"] - b["all"], 1) * (os.cpu_count() or 2)
-    cores = lambda k: (a[k] - b[k]) / wall
-    bench = (user + system) / wall
-    ours = sum(cores(k) for k in ("api", "worker", "tansu", "postgres")) + bench
-    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('tansu'):.2f} | {cores('postgres'):.2f} | {bench:.2f} | {max(busy - ours, 0):.2f} | {busy:.2f} |")
-print()
-
-rows = [list(map(int, line.split())) for line in open(os.path.join(run_dir, "memory.txt")) if len(line.split()) == 6]
-if rows:
-    mb = lambda kb: kb / 1024
-    peak_api = max(r[2] for r in rows); peak_worker = max(r[4] for r in rows); peak_tansu = max(r[5] for r in rows)
-    print(f"Memory (VmHWM, peak resident): api {mb(peak_api):.0f} MB, worker {mb(peak_worker):.0f} MB; Tansu (memory storage, holds every message) peak RSS {mb(peak_tansu):.0f} MB.")
-    avg = lambda xs, i: sum(x[i] for x in xs) / max(len(xs), 1) / 1024
-    for name in names:
-        w = os.path.join(run_dir, name + ".window")
-        if not os.path.exists(w):
-            continue
-        start, end = map(int, open(w).read().split())
-        inside = [r for r in rows if start <= r[0] <= end]
-        if not inside:
-            continue
-        line = f"- {name}: peak RSS api {mb(max(r[1] for r in inside)):.0f} MB, worker {mb(max(r[3] for r in inside)):.0f} MB"
-        if end - start >= 120:
-            first = [r for r in inside if r[0] < start + 60]
-            last = [r for r in inside if r[0] > end - 60]
-            line += (f"; mean RSS first minute -> last minute: api {avg(first, 1):.0f} -> {avg(last, 1):.0f} MB,"
-                     f" worker {avg(first, 3):.0f} -> {avg(last, 3):.0f} MB")
-        print(line)
-PY
+echo "$command_line" >"$RUN_DIR/command"
+render_report "$RUN_DIR" >"$RUN_DIR/results.md"
 cat "$RUN_DIR/results.md"
 ok "results in $RUN_DIR/results.md" >&2
