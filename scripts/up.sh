@@ -134,7 +134,8 @@ psql "$PULSE_DATABASE_URL" -P pager=off -c \
 cat <<EOF
 
 Pulse is running ($(elapsed "$start_all")):
-  api        http://$API_ADDR        (POST /v1/events, /v1/events/batch; /healthz /readyz /metrics)
+  api        http://$API_ADDR        (POST /v1/events, /v1/events/batch; management /v1/...;
+                                              API docs /docs; /healthz /readyz /metrics)
   worker     http://$WORKER_ADDR/metrics
   scheduler  http://$SCHEDULER_ADDR/metrics
   database   $PULSE_DATABASE_URL
