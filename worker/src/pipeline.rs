@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -139,7 +139,7 @@ impl Pipeline {
                 () = self.stop.cancelled() => return Ok(batch),
                 joined = oldest => {
                     if let Some(job) = in_flight.pop_front() {
-                        self.settle(&job.offsets, joined?);
+                        self.settle(&job.offsets, joined)?;
                     }
                 }
                 () = full_wait => return Ok(batch),
@@ -210,21 +210,28 @@ impl Pipeline {
     async fn finish_until(&mut self, in_flight: &mut VecDeque<InFlight>, left: usize) -> Result<()> {
         while in_flight.len() > left {
             let Some(job) = in_flight.pop_front() else { break };
-            let outcome = job.handle.await?;
-            self.settle(&job.offsets, outcome);
+            let joined = job.handle.await;
+            self.settle(&job.offsets, joined)?;
         }
         Ok(())
     }
 
-    fn settle(&mut self, offsets: &[(i32, i64)], outcome: Outcome) {
-        match outcome {
-            Outcome::Committed(_) if !self.abandoned => {
+    /// Acts on the end of the oldest in-flight batch. A persist task that panicked counts as
+    /// abandoned (no later offset may be stored) and stops the worker.
+    fn settle(&mut self, offsets: &[(i32, i64)], joined: Result<Outcome, JoinError>) -> Result<()> {
+        match joined {
+            Ok(Outcome::Committed(_)) if !self.abandoned => {
                 consumer::store_offsets(&self.consumer, &self.config.topic, offsets);
             }
-            Outcome::Committed(_) => {
+            Ok(Outcome::Committed(_)) => {
                 tracing::info!("Batch committed after an abandoned one; its offsets stay unstored");
             }
-            Outcome::Abandoned => self.abandoned = true,
+            Ok(Outcome::Abandoned) => self.abandoned = true,
+            Err(error) => {
+                self.abandoned = true;
+                return Err(error.into());
+            }
         }
+        Ok(())
     }
 }
