@@ -24,6 +24,9 @@ impl PulseEnv {
             .set("PULSE_DATABASE_URL", &db.url)
             .set("PULSE_KAFKA_BROKERS", &kafka.brokers)
             .set("PULSE_TOPIC_PREFIX", &kafka.prefix)
+            // A consumer group of the test's own: groups span topics, so a group shared by
+            // concurrent tests would rebalance all of them whenever one worker comes or goes.
+            .set("PULSE_WORKER_GROUP", &format!("{}persist", kafka.prefix))
             .set("PULSE_KAFKA_PARTITIONS", &crate::kafka::TEST_PARTITIONS.to_string())
             .set("PULSE_DATABASE_POOL_SIZE", "4")
             .set("PULSE_API_WORKERS", "2")
