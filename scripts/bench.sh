@@ -10,7 +10,7 @@
 #   --batch-concurrency C    requests in flight in scenario (a)             [16]
 #   --single-seconds S       length of scenario (b)                         [30]
 #   --single-concurrency C[,C...]  requests in flight in scenario (b), one
-#                            run per value                                  [64,128]
+#                            run per value                                  [64,96,128]
 #   --baseline-rows N        rows per COPY-baseline phase                   [500000]
 #   --soak SECONDS           run the soak instead of (a) and (b)
 #   --soak-rate EVENTS_PER_S target rate of the soak, batches of 100        [15000]
@@ -35,7 +35,7 @@ command_line="scripts/bench.sh${*:+ $*}"
 events=1000000
 batch_concurrency=16
 single_seconds=30
-single_concurrency=64,128
+single_concurrency=64,96,128
 baseline_rows=500000
 soak=0
 soak_rate=15000

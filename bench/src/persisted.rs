@@ -3,15 +3,16 @@
 //!
 //! * **Acceptance→storage delay, by markers.** Every n-th request carries one event with an id
 //!   the tool chose. When its 2xx answer arrives the tool notes the time; a poller asks
-//!   `event_ids` (primary-key probes) every `poll` whether the oldest pending markers (at most
-//!   [`MAX_IDS_PER_POLL`]) are stored. A marker first seen by the poll that started at `t`, and
+//!   `event_ids` (primary-key probes) every `poll` whether pending markers are stored: the
+//!   oldest [`OLDEST_PROBES`] every time and [`ROTATING_PROBES`] more in turn. A marker first seen by the poll that started at `t`, and
 //!   missed by the poll that started at `t'`, was committed in `(t', t]`; the midpoint is the
 //!   estimate (`report::stored_estimate`) and half the window its uncertainty, which is
 //!   reported too. This assumes no FIFO order across Kafka partitions and costs a few hundred
 //!   index probes per poll, where a difference of cumulative curves would need a `count(*)`
-//!   over millions of rows every 10–20 ms. Probing only the oldest markers is enough because
-//!   storage is close to acceptance order; a marker stored before it was ever probed shows as
-//!   a wide window in the uncertainty.
+//!   over millions of rows every 10–20 ms. Storage is close to acceptance order, so the oldest
+//!   markers are the ones to watch; the rotating probes bound the window of a marker stored
+//!   out of order (a partition consumed ahead of the others), and the reported uncertainty
+//!   says how wide the windows really were.
 //! * **End-to-end rate, by counts.** Once every marker was seen, `count(*)` of the project's
 //!   rows in `event_ids` (written in the same transaction as `events`, and far narrower) is
 //!   polled until it reaches the count before the run plus every accepted event. The first
@@ -30,8 +31,26 @@ use uuid::Uuid;
 
 use crate::report;
 
-/// Most marker ids asked for in one poll: the oldest pending ones.
-pub const MAX_IDS_PER_POLL: usize = 256;
+/// Pending markers probed in every poll: the oldest ones, which storage reaches next.
+pub const OLDEST_PROBES: usize = 256;
+/// More pending markers probed per poll in turn, for those stored out of acceptance order (a
+/// Kafka partition consumed ahead of the others).
+pub const ROTATING_PROBES: usize = 768;
+
+/// Which of `pending` markers (oldest first) a poll asks for: the [`OLDEST_PROBES`] oldest,
+/// and [`ROTATING_PROBES`] of the rest starting at `cursor` (wrapping).
+fn probe_set(pending: usize, cursor: usize) -> Vec<bool> {
+    let mut asked = vec![false; pending];
+    let oldest = pending.min(OLDEST_PROBES);
+    asked[..oldest].fill(true);
+    let rest = pending - oldest;
+    if rest > 0 {
+        for step in 0..rest.min(ROTATING_PROBES) {
+            asked[oldest + (cursor + step) % rest] = true;
+        }
+    }
+    asked
+}
 
 /// One marker event: its id and when (offset from the run's start) its request was accepted.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +169,7 @@ async fn track(
         .await
         .context("preparing the marker query")?;
     let mut next_poll = Instant::now();
+    let mut cursor = 0usize;
     loop {
         tokio::time::sleep_until(next_poll.into()).await;
         next_poll = Instant::now() + poll;
@@ -179,8 +199,12 @@ async fn track(
             result.missing = pending.len() as u64;
             break;
         }
-        let asked = pending.len().min(MAX_IDS_PER_POLL);
-        let ids: Vec<Uuid> = pending[..asked].iter().map(|p| p.marker.id).collect();
+        let asked = probe_set(pending.len(), cursor);
+        cursor = cursor.wrapping_add(ROTATING_PROBES);
+        let ids: Vec<Uuid> = (0..pending.len())
+            .filter(|&i| asked[i])
+            .map(|i| pending[i].marker.id)
+            .collect();
         let polled_at = start.elapsed();
         let began = Instant::now();
         let rows = client.query(&statement, &[&ids]).await.context("polling markers")?;
@@ -189,7 +213,7 @@ async fn track(
         let seen: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
         let mut index = 0;
         pending.retain_mut(|p| {
-            let was_asked = index < asked;
+            let was_asked = asked[index];
             index += 1;
             if !was_asked {
                 return true;
@@ -245,6 +269,21 @@ pub async fn wait_for_count(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_cover_the_oldest_and_rotate_through_the_rest() {
+        assert_eq!(probe_set(3, 0), vec![true; 3]);
+        let count = |set: &[bool]| set.iter().filter(|&&asked| asked).count();
+        let set = probe_set(OLDEST_PROBES + 2 * ROTATING_PROBES, 0);
+        assert_eq!(count(&set), OLDEST_PROBES + ROTATING_PROBES);
+        assert!(set[..OLDEST_PROBES + ROTATING_PROBES].iter().all(|&asked| asked));
+        let next = probe_set(OLDEST_PROBES + 2 * ROTATING_PROBES, ROTATING_PROBES);
+        assert!(next[OLDEST_PROBES + ROTATING_PROBES..].iter().all(|&asked| asked));
+        assert!(next[..OLDEST_PROBES].iter().all(|&asked| asked));
+        // The window wraps around the end of the rest.
+        let wrapped = probe_set(OLDEST_PROBES + 10, 8);
+        assert_eq!(count(&wrapped), OLDEST_PROBES + 10);
+    }
 
     #[test]
     fn redact_hides_only_the_password() {
