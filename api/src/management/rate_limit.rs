@@ -232,9 +232,10 @@ pub async fn ingest_middleware(
     ) {
         (Some(state), Some(management)) => match state.auth.authenticate(req.headers(), SCOPE_INGEST).await {
             Ok(record) => {
-                let decision = management
-                    .ingest_limiter
-                    .check(record.key_id, record.rate_limit_per_sec, Instant::now());
+                let decision =
+                    management
+                        .ingest_limiter
+                        .check(record.key_id, record.rate_limit_per_sec, Instant::now());
                 req.extensions_mut().insert(record);
                 Some(decision)
             }
