@@ -224,6 +224,9 @@ start() {
     echo "$pid" >"$RUN_DIR/$name.pid"
 }
 
+command -v jq >/dev/null 2>&1 || need_apt jq
+command -v python3 >/dev/null 2>&1 || need_apt python3
+
 say "Services (PostgreSQL via scripts/services.sh up)" >&2
 "$PULSE_ROOT/scripts/services.sh" up >&2
 
