@@ -184,6 +184,9 @@ if [[ -n $report_dir ]]; then
     exit 0
 fi
 
+command -v jq >/dev/null 2>&1 || need_apt jq
+command -v python3 >/dev/null 2>&1 || need_apt python3
+
 run_id=$(date -u +%Y%m%dT%H%M%SZ)
 RUN_DIR="$PULSE_STATE_DIR/bench/$run_id"
 mkdir -p "$RUN_DIR"
@@ -223,9 +226,6 @@ start() {
     pids+=("$pid")
     echo "$pid" >"$RUN_DIR/$name.pid"
 }
-
-command -v jq >/dev/null 2>&1 || need_apt jq
-command -v python3 >/dev/null 2>&1 || need_apt python3
 
 say "Services (PostgreSQL via scripts/services.sh up)" >&2
 "$PULSE_ROOT/scripts/services.sh" up >&2
