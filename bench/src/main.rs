@@ -80,7 +80,8 @@ struct LoadArgs {
     /// Project the API key belongs to (its events are counted).
     #[arg(long)]
     project_id: Option<Uuid>,
-    /// Every n-th request carries a timed marker event (default: about one per 50 events).
+    /// Every n-th request carries a timed marker event (default: every request of a batch of 50 or
+    /// more, else about one per 50 events).
     #[arg(long)]
     marker_every: Option<u64>,
     /// Marker poll interval in milliseconds.
