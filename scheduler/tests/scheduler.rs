@@ -48,3 +48,55 @@ async fn scheduler_refuses_bad_configuration_with_one_line() {
     let logs = scheduler.logs();
     assert!(logs.contains("PULSE_SCHEDULER_ADDR"), "names the variable: {logs}");
 }
+
+#[tokio::test]
+async fn two_replicas_maintain_partitions_together_without_errors() {
+    let db = TestDb::new().await;
+    let kafka = TestKafka::shared().await;
+    let env = PulseEnv::new(&db, &kafka).set("PULSE_EVENT_PARTITIONS_AHEAD_DAYS", "20");
+    let (first, second) = tokio::join!(PulseProcess::scheduler(&env), PulseProcess::scheduler(&env));
+
+    let client = db.client().await;
+    let expected_days: i64 = 21;
+    let created = pulse_testkit::eventually(Duration::from_secs(20), || async {
+        let count: i64 = client
+            .query_one(
+                "SELECT count(*) FROM generate_series(0, 20) AS d \
+                 WHERE to_regclass('events_p' || to_char((now() AT TIME ZONE 'UTC')::date + d, 'YYYYMMDD')) IS NOT NULL",
+                &[],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (count == expected_days).then_some(count)
+    })
+    .await;
+    assert_eq!(
+        created,
+        Some(expected_days),
+        "every day from today to 20 ahead has its partition"
+    );
+    for replica in [&first, &second] {
+        assert!(
+            pulse_testkit::eventually(Duration::from_secs(20), || async {
+                (replica
+                    .metric("pulse_scheduler_runs_total{job=\"event_partitions\",outcome=\"ok\"}")
+                    .await
+                    >= 1.0)
+                    .then_some(())
+            })
+            .await
+            .is_some(),
+            "each replica ran maintenance successfully:\n{}",
+            replica.logs()
+        );
+        assert_eq!(
+            replica
+                .metric("pulse_scheduler_runs_total{job=\"event_partitions\",outcome=\"error\"}")
+                .await,
+            0.0,
+            "no replica failed while the other created the same partitions:\n{}",
+            replica.logs()
+        );
+    }
+}
