@@ -27,11 +27,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/pulse-api target/release/pulse-worker target/release/pulse-scheduler /out/
 
 FROM debian:bookworm-slim AS runtime
-# The binaries link only libc, libm, libgcc_s and zlib (checked with ldd), all in the slim base.
-# curl answers the compose healthchecks (GET /readyz); ca-certificates for TLS to databases,
-# brokers and webhook receivers.
+# The binaries link libc, libm, libgcc_s, zlib (all in the slim base) and OpenSSL (libssl3, for
+# TLS and SASL to Kafka). curl answers the compose healthchecks (GET /readyz); ca-certificates
+# for TLS to databases, brokers and webhook receivers.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 pulse \
     && useradd --system --uid 10001 --gid pulse --no-create-home --shell /usr/sbin/nologin pulse

@@ -62,3 +62,49 @@ pub fn consumer(config: &KafkaConfig, group: &str) -> ClientConfig {
         .set("statistics.interval.ms", "5000");
     with_options(client, config)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rdkafka::producer::BaseProducer;
+
+    use super::*;
+
+    fn config(options: &[(&str, &str)]) -> KafkaConfig {
+        KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            options: options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            topic_prefix: "pulse.".into(),
+            partitions: 1,
+            replication_factor: 1,
+            produce_timeout: Duration::from_secs(5),
+            linger: Duration::from_millis(5),
+            queue_max_messages: 1000,
+            compression: "lz4".into(),
+        }
+    }
+
+    #[test]
+    fn librdkafka_is_built_with_tls_and_sasl_scram() {
+        // librdkafka refuses these settings at creation when it was built without OpenSSL.
+        let created = producer(&config(&[
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "pulse"),
+            ("sasl.password", "secret"),
+        ]))
+        .create::<BaseProducer>();
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
+
+    #[test]
+    fn operator_options_override_our_defaults() {
+        let client = consumer(&config(&[("queued.max.messages.kbytes", "1024")]), "g");
+        assert_eq!(client.get("queued.max.messages.kbytes"), Some("1024"));
+        assert_eq!(client.get("enable.auto.offset.store"), Some("false"));
+    }
+}
