@@ -39,40 +39,33 @@ port_open() {
     timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
 }
 
-# wait_port NAME HOST PORT SECONDS [PID] [LOG]: waits until the port answers; fails with the
-# tail of LOG if PID died or the time ran out.
-wait_port() {
-    local name=$1 host=$2 port=$3 seconds=$4 pid=${5:-} log=${6:-}
+# wait_for NAME WHAT SECONDS PID LOG PROBE...: runs PROBE until it succeeds. Dies, with the tail
+# of LOG, when PID (if given) exits first or SECONDS pass. WHAT completes "NAME is not …".
+wait_for() {
+    local name=$1 what=$2 seconds=$3 pid=$4 log=$5
+    shift 5
     local deadline=$((SECONDS + seconds))
-    until port_open "$host" "$port"; do
+    until "$@"; do
         if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-            [[ -n $log && -f $log ]] && tail -n 20 "$log" >&2
-            die "$name exited before listening on $host:$port${log:+ (log: $log)}"
+            [[ -n $log && -f $log ]] && tail -n 30 "$log" >&2
+            die "$name exited before $what${log:+ (log: $log)}"
         fi
         if ((SECONDS >= deadline)); then
-            [[ -n $log && -f $log ]] && tail -n 20 "$log" >&2
-            die "$name is not listening on $host:$port after ${seconds}s${log:+ (log: $log)}"
+            [[ -n $log && -f $log ]] && tail -n 30 "$log" >&2
+            die "$name is not $what after ${seconds}s${log:+ (log: $log)}"
         fi
         sleep 0.2
     done
 }
 
+# wait_port NAME HOST PORT SECONDS [PID] [LOG]: waits until HOST:PORT accepts connections.
+wait_port() { wait_for "$1" "listening on $2:$3" "$4" "${5:-}" "${6:-}" port_open "$2" "$3"; }
+
+# http_ok URL: true when URL answers 2xx within 2 s.
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
+
 # wait_http NAME URL SECONDS [PID] [LOG]: waits until URL answers 2xx.
-wait_http() {
-    local name=$1 url=$2 seconds=$3 pid=${4:-} log=${5:-}
-    local deadline=$((SECONDS + seconds))
-    until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
-        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-            [[ -n $log && -f $log ]] && tail -n 30 "$log" >&2
-            die "$name exited before $url answered${log:+ (log: $log)}"
-        fi
-        if ((SECONDS >= deadline)); then
-            [[ -n $log && -f $log ]] && tail -n 30 "$log" >&2
-            die "$name: $url did not answer 2xx within ${seconds}s${log:+ (log: $log)}"
-        fi
-        sleep 0.5
-    done
-}
+wait_http() { wait_for "$1" "answering 2xx at $2" "$3" "${4:-}" "${5:-}" http_ok "$2"; }
 
 # pid_alive FILE: true when FILE holds the pid of a live process.
 pid_alive() {
