@@ -81,3 +81,41 @@ async fn an_api_started_before_its_broker_waits_for_it_then_serves() {
         stack.api.logs()
     );
 }
+
+/// Promise 1 when the producer's local queue is full: a batch larger than the queue, with no
+/// broker to drain it, waits for room only until the produce timeout, then answers 503 with
+/// Retry-After. A queue-full loop without that deadline would hang here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_local_queue_means_503_in_bounded_time_not_a_hang() {
+    let mut broker = TestBroker::start().await;
+    let kafka = TestKafka::on(&broker).await;
+    let db = TestDb::new().await;
+    let stack = Stack::start_on(
+        db,
+        kafka,
+        &[
+            ("PULSE_KAFKA_PRODUCE_TIMEOUT_MS", "2000"),
+            ("PULSE_KAFKA_QUEUE_MAX_MESSAGES", "10"),
+        ],
+    )
+    .await;
+    expect_accepted(stack.post_json("/v1/events", &json!({"event_type": "before"})).await).await;
+
+    broker.stop().await;
+
+    let events: Vec<_> = (0..50).map(|j| json!({"event_type": format!("queued_{j}")})).collect();
+    let started = Instant::now();
+    let response = stack.post_json("/v1/events/batch", &json!({"events": events})).await;
+    let elapsed = started.elapsed();
+    assert!(response.headers().contains_key("retry-after"), "Retry-After on the 503");
+    expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "KAFKA_UNAVAILABLE").await;
+    assert!(elapsed < ANSWER_BOUND, "answered after {elapsed:?}");
+    assert!(
+        stack
+            .api
+            .metric("pulse_produce_failures_total{kind=\"timed_out\"}")
+            .await
+            >= 40.0,
+        "the events that never got room in the queue count as timed out"
+    );
+}
