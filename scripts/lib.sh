@@ -17,7 +17,20 @@ mkdir -p "$PULSE_STATE_DIR"
 PG_HOST=127.0.0.1
 PG_PORT="${PULSE_PG_PORT:-5432}"
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT="${PULSE_TANSU_PORT:-9092}"
+KAFKA_PORT="${PULSE_KAFKA_PORT:-${PULSE_TANSU_PORT:-9092}}"
+# The development broker's controller listener (Apache Kafka only).
+KAFKA_CONTROLLER_PORT="${PULSE_KAFKA_CONTROLLER_PORT:-9093}"
+
+# Which broker the scripts start: kafka (Apache Kafka, the default: what production runs) or
+# tansu (the light option; see docs/operations.md for its known faults).
+PULSE_BROKER="${PULSE_BROKER:-kafka}"
+case "$PULSE_BROKER" in
+    kafka | tansu) ;;
+    *) echo "error: PULSE_BROKER: \"$PULSE_BROKER\" is neither kafka nor tansu" >&2; exit 1 ;;
+esac
+# The Apache Kafka release install-kafka.sh resolves from Maven Central.
+PULSE_KAFKA_VERSION="${PULSE_KAFKA_VERSION:-4.2.0}"
+export PULSE_BROKER PULSE_KAFKA_VERSION
 SMTP_HOST=127.0.0.1
 SMTP_PORT="${PULSE_SMTP_PORT:-2525}"
 
@@ -144,6 +157,12 @@ tansu_bin() {
         command -v tansu
     fi
 }
+
+# kafka_home: where install-kafka.sh puts (or put) Apache Kafka $PULSE_KAFKA_VERSION.
+kafka_home() { echo "$PULSE_CACHE_DIR/kafka-$PULSE_KAFKA_VERSION"; }
+
+# kafka_cluster_id: a fresh KRaft cluster id (16 random bytes, base64url without padding).
+kafka_cluster_id() { head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22; }
 
 # elapsed SECONDS_AT_START: "12s" / "3m04s".
 elapsed() {

@@ -3,8 +3,12 @@
 #
 #   PostgreSQL  127.0.0.1:5432  the local cluster (started if down, installed if absent), with a
 #                               `pulse` database for development
-#   Tansu       127.0.0.1:9092  Kafka-compatible broker; memory storage by default,
-#                               PULSE_TANSU_STORAGE=sqlite keeps topics in .pulse/tansu/tansu.db
+#   Kafka       127.0.0.1:9092  the broker, picked by PULSE_BROKER:
+#                               kafka (default) Apache Kafka in KRaft mode, one node, controller
+#                                 on 127.0.0.1:9093, heap PULSE_KAFKA_HEAP (512m), data in
+#                                 .pulse/kafka/ (kept across restarts; `down` keeps it too)
+#                               tansu  the light option; memory storage by default,
+#                                 PULSE_TANSU_STORAGE=sqlite keeps topics in .pulse/tansu/tansu.db
 #   SMTP sink   127.0.0.1:2525  aiosmtpd, prints every mail it receives to .pulse/smtp.log
 #
 # Every step is idempotent: a port that already answers is taken as that service and left alone.
@@ -18,6 +22,9 @@ PG_STARTED_MARK="$PULSE_STATE_DIR/postgres.started"
 TANSU_DIR="$PULSE_STATE_DIR/tansu"
 TANSU_PID="$PULSE_STATE_DIR/tansu.pid"
 TANSU_LOG="$PULSE_STATE_DIR/tansu.log"
+KAFKA_DIR="$PULSE_STATE_DIR/kafka"
+KAFKA_PID="$PULSE_STATE_DIR/kafka.pid"
+KAFKA_LOG="$PULSE_STATE_DIR/kafka.log"
 SMTP_PID="$PULSE_STATE_DIR/smtp.pid"
 SMTP_LOG="$PULSE_STATE_DIR/smtp.log"
 
@@ -29,8 +36,8 @@ pg_cluster() {
     pg_lsclusters --no-header 2>/dev/null | awk -v port="$PG_PORT" '$3 == port { print $1, $2; exit }'
 }
 
-# A PostgreSQL this script installed accepts postgres over TCP from 127.0.0.1 without a
-# password, as on the rust-svc machines; an existing installation's pg_hba.conf is not touched.
+# A PostgreSQL cluster this script starts accepts postgres over TCP from 127.0.0.1 without a
+# password (once: the lines are marked); a cluster that was already running is not touched.
 pg_trust_loopback() {
     local version=$1 name=$2 hba="/etc/postgresql/$1/$2/pg_hba.conf"
     grep -q '^# pulse-dev' "$hba" 2>/dev/null && return 0
@@ -49,10 +56,8 @@ pg_trust_loopback() {
 
 postgres_up() {
     if ! port_open "$PG_HOST" "$PG_PORT"; then
-        local installed_now=0
         if ! command -v pg_ctlcluster >/dev/null 2>&1 || [[ -z $(pg_cluster) ]]; then
             need_apt postgresql postgresql-client
-            installed_now=1
         fi
         local cluster version name
         cluster=$(pg_cluster)
@@ -62,7 +67,9 @@ postgres_up() {
         pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start \
             || die "pg_ctlcluster $version $name start failed; see /var/log/postgresql/postgresql-$version-$name.log"
         echo "$cluster" >"$PG_STARTED_MARK"
-        ((installed_now)) && pg_trust_loopback "$version" "$name"
+        # A cluster this script starts is a development one (a machine where nothing runs
+        # until a script starts it): let postgres in over loopback without a password.
+        pg_trust_loopback "$version" "$name"
         wait_port PostgreSQL "$PG_HOST" "$PG_PORT" 60 "" "/var/log/postgresql/postgresql-$version-$name.log"
     fi
     command -v psql >/dev/null 2>&1 || need_apt postgresql-client
@@ -92,6 +99,42 @@ postgres_down() {
     fi
 }
 
+# --- Apache Kafka ----------------------------------------------------------------------------
+
+# A port that answers is taken as a broker only when nothing of ours started there: report what
+# it is and go on, as with PostgreSQL.
+broker_already_up() {
+    port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
+    if pid_alive "$KAFKA_PID"; then
+        ok "Apache Kafka on $KAFKA_HOST:$KAFKA_PORT (pid $(cat "$KAFKA_PID"))"
+    elif pid_alive "$TANSU_PID"; then
+        ok "Tansu on $KAFKA_HOST:$KAFKA_PORT (pid $(cat "$TANSU_PID"))"
+    else
+        ok "a broker already listens on $KAFKA_HOST:$KAFKA_PORT; using it"
+    fi
+}
+
+kafka_up() {
+    broker_already_up && return 0
+    "$PULSE_ROOT/scripts/install-kafka.sh" >/dev/null
+    mkdir -p "$KAFKA_DIR"
+    # The cluster id is made once, with the data directory, and kept with it.
+    [[ -s $KAFKA_DIR/cluster.id ]] || kafka_cluster_id >"$KAFKA_DIR/cluster.id"
+    say "Starting Apache Kafka $PULSE_KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (KRaft, data in $KAFKA_DIR)"
+    local pid
+    pid=$(start_bg kafka "$KAFKA_LOG" "$PULSE_ROOT/scripts/kafka-node.sh" "$KAFKA_DIR" 1 \
+        "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT" "$(cat "$KAFKA_DIR/cluster.id")")
+    wait_port "Apache Kafka" "$KAFKA_HOST" "$KAFKA_PORT" 90 "$pid" "$KAFKA_LOG"
+    ok "Apache Kafka on $KAFKA_HOST:$KAFKA_PORT (pid $pid, log $KAFKA_LOG)"
+}
+
+broker_up() {
+    case "$PULSE_BROKER" in
+        kafka) kafka_up ;;
+        tansu) tansu_up ;;
+    esac
+}
+
 # --- Tansu ------------------------------------------------------------------------------------
 
 tansu_storage_url() {
@@ -105,14 +148,7 @@ tansu_storage_url() {
 }
 
 tansu_up() {
-    if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
-        if pid_alive "$TANSU_PID"; then
-            ok "Tansu on $KAFKA_HOST:$KAFKA_PORT (pid $(cat "$TANSU_PID"))"
-        else
-            ok "a broker already listens on $KAFKA_HOST:$KAFKA_PORT; using it"
-        fi
-        return 0
-    fi
+    broker_already_up && return 0
     local bin storage
     bin=$(tansu_bin)
     [[ -n $bin ]] || bin=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
@@ -170,7 +206,11 @@ status() {
     [[ -f $TANSU_DIR/storage ]] && pid_alive "$TANSU_PID" && storage=", storage $(cat "$TANSU_DIR/storage")"
     echo "Services:"
     show PostgreSQL "$PG_HOST" "$PG_PORT" "$PG_STARTED_MARK"
-    show Tansu "$KAFKA_HOST" "$KAFKA_PORT" "$TANSU_PID" "$storage"
+    if pid_alive "$TANSU_PID"; then
+        show Tansu "$KAFKA_HOST" "$KAFKA_PORT" "$TANSU_PID" "$storage"
+    else
+        show "Apache Kafka" "$KAFKA_HOST" "$KAFKA_PORT" "$KAFKA_PID" " $PULSE_KAFKA_VERSION"
+    fi
     show "SMTP sink" "$SMTP_HOST" "$SMTP_PORT" "$SMTP_PID"
     echo "Pulse processes:"
     local name addr
@@ -189,13 +229,14 @@ status() {
 case "${1:-}" in
     up)
         postgres_up
-        tansu_up
+        broker_up
         smtp_up
         ;;
     down)
         say "Stopping services started by scripts/services.sh"
         stop_pidfile "SMTP sink" "$SMTP_PID" 10
         stop_pidfile Tansu "$TANSU_PID" 20
+        stop_pidfile "Apache Kafka" "$KAFKA_PID" 30
         postgres_down
         ;;
     status) status ;;

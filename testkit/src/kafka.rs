@@ -1,5 +1,6 @@
 //! Per-test topics: a unique topic prefix on the shared broker (or on a test's own
-//! [`crate::TestBroker`]), with helpers to produce and read raw messages through rdkafka.
+//! [`crate::TestBroker`] or [`crate::TestCluster`]), with helpers to produce and read raw
+//! messages through rdkafka.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::{ClientConfig, Message};
 
-use crate::TestBroker;
+use crate::{TestBroker, TestCluster};
 
 /// Partitions of the topics a test creates.
 pub const TEST_PARTITIONS: i32 = 4;
@@ -20,6 +21,7 @@ pub const TEST_PARTITIONS: i32 = 4;
 pub struct TestKafka {
     pub brokers: String,
     pub prefix: String,
+    replication_factor: i32,
     cleanup: bool,
 }
 
@@ -27,18 +29,26 @@ impl TestKafka {
     /// A fresh topic prefix on the shared broker (`PULSE_TEST_KAFKA_BROKERS`), topics created.
     pub async fn shared() -> Self {
         let brokers = std::env::var("PULSE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-        Self::with_brokers(brokers, true).await
+        Self::with_brokers(brokers, 1, true).await
     }
 
     /// A fresh topic prefix on a test's own broker, topics created.
     pub async fn on(broker: &TestBroker) -> Self {
-        Self::with_brokers(broker.brokers(), false).await
+        Self::with_brokers(broker.brokers(), 1, false).await
     }
 
-    async fn with_brokers(brokers: String, cleanup: bool) -> Self {
+    /// A fresh topic prefix on a test's own cluster, topics created with a replication factor
+    /// of min(size, 3) (the cluster's `min.insync.replicas` is 2 from two nodes on).
+    pub async fn on_cluster(cluster: &TestCluster) -> Self {
+        let replication_factor = cluster.size().min(3) as i32;
+        Self::with_brokers(cluster.brokers(), replication_factor, false).await
+    }
+
+    async fn with_brokers(brokers: String, replication_factor: i32, cleanup: bool) -> Self {
         let kafka = Self {
             brokers,
             prefix: format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            replication_factor,
             cleanup,
         };
         let config = kafka.config();
@@ -63,7 +73,7 @@ impl TestKafka {
             options: Vec::new(),
             topic_prefix: self.prefix.clone(),
             partitions: TEST_PARTITIONS,
-            replication_factor: 1,
+            replication_factor: self.replication_factor,
             produce_timeout: Duration::from_secs(10),
             linger: Duration::from_millis(5),
             queue_max_messages: 100_000,

@@ -1,15 +1,16 @@
 //! Test support for Pulse's integration tests. Every test isolates itself so tests run in
 //! parallel: its own PostgreSQL database cloned from a migrated template ([`TestDb`]), its own
-//! topic prefix on the shared broker ([`TestKafka`]), its own Tansu broker when it needs to stop
-//! one ([`TestBroker`]), and real `pulse-*` processes it can SIGKILL or SIGTERM
+//! topic prefix on the shared broker ([`TestKafka`]), its own Apache Kafka broker or cluster when
+//! it needs to kill one ([`TestBroker`], [`TestCluster`]), and real `pulse-*` processes it can
+//! SIGKILL or SIGTERM
 //! ([`PulseProcess`]). [`TcpProxy`] sits in front of PostgreSQL to cut the network without
 //! touching the shared server. Nothing here is a mock: every component is the real one.
 //!
 //! Environment: `PULSE_TEST_DATABASE_URL` (maintenance database, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `PULSE_TEST_KAFKA_BROKERS` (shared broker,
-//! default `127.0.0.1:9092`), `PULSE_TANSU_BIN` (default `tansu` on PATH, then
-//! `/opt/pulse-cache/tansu/bin/tansu`), `PULSE_BIN_DIR` (where the pulse binaries are, default
-//! the target directory of the running test).
+//! default `127.0.0.1:9092`), `PULSE_KAFKA_HOME` and `PULSE_TEST_KAFKA_HEAP` for a test's own
+//! brokers (see [`broker`]), `PULSE_BIN_DIR` (where the pulse binaries are, default the target
+//! directory of the running test).
 
 pub mod broker;
 pub mod db;
@@ -18,7 +19,7 @@ pub mod net;
 pub mod process;
 pub mod proxy;
 
-pub use broker::TestBroker;
+pub use broker::{TestBroker, TestCluster};
 pub use db::{TestDb, TestProject};
 pub use kafka::TestKafka;
 pub use process::{PulseEnv, PulseProcess};

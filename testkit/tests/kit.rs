@@ -1,4 +1,4 @@
-//! The test kit's own checks: each part works against the real PostgreSQL and Tansu.
+//! The test kit's own checks: each part works against the real PostgreSQL and Apache Kafka.
 
 use std::time::Duration;
 
@@ -42,8 +42,8 @@ async fn topics_carry_messages_with_headers() {
 }
 
 #[tokio::test]
-async fn durable_broker_keeps_messages_across_a_restart() {
-    let mut broker = TestBroker::start_durable().await;
+async fn own_broker_keeps_messages_across_a_sigkill_and_restart() {
+    let mut broker = TestBroker::start().await;
     let kafka = TestKafka::on(&broker).await;
     let topic = kafka.topics().events;
     kafka.produce_raw(&topic, b"k", b"before restart", &[]).await;

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_exactly_once, durable_kafka, envelopes, stored, wait_stored, worker_env, COMPLETE};
-use pulse_testkit::{PulseProcess, TcpProxy, TestDb};
+use common::{assert_exactly_once, shared_kafka, envelopes, stored, wait_stored, worker_env, COMPLETE};
+use pulse_testkit::{PulseProcess, TcpProxy, TestBroker, TestDb, TestKafka};
 
 const N: usize = 20_000;
 
@@ -30,7 +30,7 @@ async fn postgres_proxy() -> TcpProxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cut_mid_stream_is_retried_and_nothing_is_skipped() {
     let db = TestDb::new().await;
-    let (_broker, kafka) = durable_kafka().await;
+    let kafka = shared_kafka().await;
     let proxy = postgres_proxy().await;
     let env = worker_env(&db, &kafka).set("PULSE_DATABASE_URL", &proxy.postgres_url(&db.url));
 
@@ -70,7 +70,8 @@ async fn postgres_cut_mid_stream_is_retried_and_nothing_is_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_and_repeats_nothing() {
     let db = TestDb::new().await;
-    let (mut broker, kafka) = durable_kafka().await;
+    let mut broker = TestBroker::start().await;
+    let kafka = TestKafka::on(&broker).await;
     let events = envelopes(N, 32);
     let (first, second) = events.split_at(N / 2);
     kafka.produce_envelopes(first).await;
@@ -99,7 +100,7 @@ async fn broker_restart_mid_stream_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_postgres_is_down_abandons_the_batch_and_loses_nothing() {
     let db = TestDb::new().await;
-    let (_broker, kafka) = durable_kafka().await;
+    let kafka = shared_kafka().await;
     let proxy = postgres_proxy().await;
     let env = worker_env(&db, &kafka).set("PULSE_DATABASE_URL", &proxy.postgres_url(&db.url));
 

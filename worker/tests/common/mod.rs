@@ -7,24 +7,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pulse_shared::envelope::EventEnvelope;
 use pulse_shared::models::Event;
-use pulse_testkit::{PulseEnv, TestBroker, TestDb, TestKafka};
+use pulse_testkit::{PulseEnv, TestDb, TestKafka};
 use serde_json::json;
 use uuid::Uuid;
 
 /// Generous bound for a worker to store everything (debug build, 2 cores, tests in parallel).
 pub const COMPLETE: Duration = Duration::from_secs(180);
 
-/// A broker of the test's own with SQLite storage, and a topic prefix on it.
-///
-/// Not the shared in-memory broker: Tansu 0.6's memory storage answers a fetch that starts in
-/// the middle of a stored record batch with the *next* batch, silently skipping the rest of
-/// the batch (`tansu-storage` `dynostore.rs`, `offsets.split_off(&offset)`). Every consumer
-/// that resumes from a committed offset (restart, rebalance) can lose messages there; SQLite
-/// storage keeps records one by one and resumes exactly, as Kafka does.
-pub async fn durable_kafka() -> (TestBroker, TestKafka) {
-    let broker = TestBroker::start_durable().await;
-    let kafka = TestKafka::on(&broker).await;
-    (broker, kafka)
+/// A topic prefix of the test's own on the shared Apache Kafka broker. Tests that kill or
+/// restart the broker start one of their own ([`pulse_testkit::TestBroker`]) instead.
+pub async fn shared_kafka() -> TestKafka {
+    TestKafka::shared().await
 }
 
 /// `n` events for `projects` projects round-robin (so keys spread over every partition).
