@@ -61,8 +61,7 @@ async fn an_api_started_before_its_broker_waits_for_it_then_serves() {
     broker.stop().await;
 
     // The api retries topic creation (attempts of 10 s, for up to 60 s) while the broker is
-    // away; the broker comes back (empty: memory storage) during the second attempt and the api
-    // creates its topics there.
+    // away; the broker comes back during the second attempt and the api finds its topics there.
     let start_api = Stack::start_on(db, kafka, &[]);
     let restart_broker = async {
         tokio::time::sleep(Duration::from_secs(12)).await;

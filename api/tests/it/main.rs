@@ -1,9 +1,10 @@
-//! Integration tests of `pulse-api` against real PostgreSQL and real Tansu brokers, with the api
+//! Integration tests of `pulse-api` against real PostgreSQL and real Apache Kafka brokers, with the api
 //! (and, where rows must land, the worker) running as real processes (see `pulse-testkit`).
 //! One test binary with a module per concern, so the workspace links it once.
 
 mod admin;
 mod bad_input;
+mod broker_faults;
 mod ingest;
 mod kafka_down;
 mod shutdown;
