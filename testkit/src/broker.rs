@@ -152,7 +152,10 @@ impl TestCluster {
             let exited = node.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
             if let Some(status) = exited {
                 node.child = None;
-                panic!("Kafka node {id} exited ({status}) before listening: {}", self.logs(index));
+                panic!(
+                    "Kafka node {id} exited ({status}) before listening: {}",
+                    self.logs(index)
+                );
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

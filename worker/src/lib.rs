@@ -5,7 +5,7 @@
 //! Modules, one job each:
 //! - [`startup`]: migrations and topics, waiting for PostgreSQL and the broker;
 //! - [`consumer`] and [`context`]: the Kafka consumer, offset storing, rebalance and stats
-//!   callbacks;
+//!   callbacks; [`idle_watch`]: re-joins the group when a broker leaves this consumer idle;
 //! - [`pipeline`]: the loop — gather a batch, persist it, store offsets, shut down cleanly;
 //! - [`batch`], [`decode`]: what a batch holds, and turning payloads into events;
 //! - [`persist`], [`store`], [`dead_letter`]: writing a batch with retries, the SQL, the DLQ;
@@ -18,6 +18,7 @@ pub mod context;
 pub mod dead_letter;
 pub mod decode;
 pub mod error;
+pub mod idle_watch;
 pub mod metrics;
 pub mod persist;
 pub mod pipeline;
@@ -97,6 +98,12 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> Result<()> {
     ));
     let consumer = consumer::subscribe(&settings.kafka, &settings.worker.group, &topics.events)?;
     tracing::info!(group = %settings.worker.group, topic = %topics.events, "Subscribed");
+    let watch = tokio::spawn(idle_watch::run(
+        Arc::downgrade(&consumer),
+        settings.worker.group.clone(),
+        topics.events.clone(),
+        stop.clone(),
+    ));
     let config = LoopConfig {
         topic: topics.events.clone(),
         batch_size: settings.worker.batch_size,
@@ -105,6 +112,7 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> Result<()> {
     };
     let result = Pipeline::new(consumer, persister, config, stop).run().await;
 
+    let _ = watch.await;
     server_handle.stop(true).await;
     let _ = server_task.await;
     tracing::info!("Worker stopped");

@@ -5,8 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_exactly_once, shared_kafka, envelopes, stored, wait_stored, worker_env, COMPLETE};
+use common::{assert_exactly_once, envelopes, shared_kafka, stored, wait_stored, worker_env, COMPLETE};
 use pulse_testkit::{PulseProcess, TestDb};
+use pulse_worker::consumer::PersistConsumer;
+use pulse_worker::context::PersistContext;
+use pulse_worker::idle_watch::{self, Verdict};
 
 const N: usize = 20_000;
 
@@ -37,7 +40,11 @@ async fn sigkill_mid_stream_then_restart_stores_every_event_once() {
         restarted.logs().contains("Partitions assigned").then_some(())
     })
     .await;
-    assert!(assigned.is_some(), "no partitions after the session timeout:\n{}", restarted.logs());
+    assert!(
+        assigned.is_some(),
+        "no partitions after the session timeout:\n{}",
+        restarted.logs()
+    );
     let total = wait_stored(&db, N as i64, COMPLETE).await;
     assert_eq!(total, N as i64, "{}", restarted.logs());
     // A little longer: anything stored twice would show up now.
@@ -134,4 +141,26 @@ async fn two_workers_in_one_group_share_the_work_and_store_each_event_once() {
         N as f64,
         "each event persisted by exactly one worker"
     );
+
+    // The idle watch reads the group as Kafka describes it: an observer with no partitions
+    // sees every partition owned (a misread assignment would call it starved and re-join).
+    let group = env.get("PULSE_WORKER_GROUP").expect("group").to_owned();
+    let topic = kafka.topics().events;
+    let observer: PersistConsumer = pulse_shared::kafka::client::consumer(&kafka.config(), &group)
+        .create_with_context(PersistContext::default())
+        .expect("observer");
+    let verdict = tokio::task::spawn_blocking(move || idle_watch::check(&observer, &group, &topic))
+        .await
+        .expect("check task")
+        .expect("check");
+    assert_eq!(verdict, Verdict::IdleByDesign);
+    for worker in [&first, &second] {
+        assert_eq!(
+            worker
+                .metric("pulse_kafka_client_recoveries_total{client=\"consumer\"}")
+                .await,
+            0.0,
+            "no re-join on Kafka"
+        );
+    }
 }

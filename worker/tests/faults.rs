@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_exactly_once, shared_kafka, envelopes, stored, wait_stored, worker_env, COMPLETE};
+use common::{assert_exactly_once, envelopes, shared_kafka, stored, wait_stored, worker_env, COMPLETE};
 use pulse_testkit::{PulseProcess, TcpProxy, TestBroker, TestDb, TestKafka};
 
 const N: usize = 20_000;

@@ -37,10 +37,7 @@ async fn post_until_accepted(stack: &Stack, body: &Value) -> Vec<StatusCode> {
         if status == StatusCode::ACCEPTED {
             return before;
         }
-        assert!(
-            !status.is_success(),
-            "{status}: a 2xx other than 202 from /v1/events"
-        );
+        assert!(!status.is_success(), "{status}: a 2xx other than 202 from /v1/events");
         before.push(status);
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -185,7 +182,11 @@ async fn three_broker_cluster_keeps_acks_through_one_loss_and_refuses_at_two() {
     let worker = PulseProcess::worker(&stack.env).await;
 
     let healthy = load(&stack, &keys, Duration::from_secs(3)).await;
-    assert_eq!(healthy.successes(), healthy.statuses.len(), "all 202 with three brokers");
+    assert_eq!(
+        healthy.successes(),
+        healthy.statuses.len(),
+        "all 202 with three brokers"
+    );
 
     cluster.stop(0).await;
     let one_down = load(&stack, &keys, Duration::from_secs(10)).await;
@@ -215,7 +216,11 @@ async fn three_broker_cluster_keeps_acks_through_one_loss_and_refuses_at_two() {
     let probe = json!({"event_type": "cluster_back"});
     post_until_accepted(&stack, &probe).await;
     let recovered = load(&stack, &keys, Duration::from_secs(3)).await;
-    assert_eq!(recovered.successes(), recovered.statuses.len(), "all 202 with the brokers back");
+    assert_eq!(
+        recovered.successes(),
+        recovered.statuses.len(),
+        "all 202 with the brokers back"
+    );
 
     let acked: Vec<Uuid> = [healthy, one_down, recovered]
         .into_iter()
