@@ -24,7 +24,11 @@ test *args:
 services action="up":
     scripts/services.sh {{action}}
 
-# Install Tansu into /opt/pulse-cache (cached; the first install takes ~15 minutes).
+# Install Apache Kafka's jars from Maven Central into /opt/pulse-cache (cached; under a minute).
+install-kafka:
+    scripts/install-kafka.sh
+
+# Install Tansu, the light broker, into /opt/pulse-cache (cached; the first install takes ~15 minutes).
 install-tansu:
     scripts/install-tansu.sh
 

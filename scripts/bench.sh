@@ -14,12 +14,16 @@
 #   --baseline-rows N        rows per COPY-baseline phase                   [500000]
 #   --soak SECONDS           run the soak instead of (a) and (b)
 #   --soak-rate EVENTS_PER_S target rate of the soak, batches of 100        [15000]
+#   --broker B               kafka (Apache Kafka, one KRaft node), tansu (Tansu,
+#                            memory storage) or both (one after the other, each
+#                            with its own COPY baseline, both reports printed)  [kafka]
 #   --no-build               use the release binaries already built
 #   --report DIR             only print the markdown block of an earlier run (.pulse/bench/<run>)
 #
-# Steps: PostgreSQL via scripts/services.sh up; a dedicated Tansu broker with MEMORY storage on
-# a free 127.0.0.1 port (isolated from the shared dev/test broker, and its memory is freed at
-# the end); a fresh `pulse_bench` database; release pulse-api and pulse-worker on free ports
+# Steps: PostgreSQL via scripts/services.sh up; a dedicated broker on free 127.0.0.1 ports,
+# isolated from the shared dev/test broker and removed at the end: Apache Kafka (one KRaft node
+# through scripts/kafka-node.sh, heap 512m, data on disk in the run directory, acks=all as
+# always) or Tansu with MEMORY storage; a fresh `pulse_bench` database; release pulse-api and pulse-worker on free ports
 # with their own topic prefix; a project; the COPY baseline; the scenarios.
 # VmRSS/VmHWM of api and worker are sampled from /proc every second, CPU time of every
 # process is read before and after each scenario. Everything started here is stopped on exit.
@@ -32,6 +36,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PULSE_ROOT"
 
 command_line="scripts/bench.sh${*:+ $*}"
+original_args=("$@")
 events=1000000
 batch_concurrency=16
 single_seconds=30
@@ -41,6 +46,7 @@ soak=0
 soak_rate=15000
 build=1
 report_dir=""
+broker=kafka
 while (($#)); do
     case $1 in
         --events) events=$2; shift 2 ;;
@@ -50,6 +56,7 @@ while (($#)); do
         --baseline-rows) baseline_rows=$2; shift 2 ;;
         --soak) soak=$2; shift 2 ;;
         --soak-rate) soak_rate=$2; shift 2 ;;
+        --broker) broker=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         --report) report_dir=$2; shift 2 ;;
         -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -61,6 +68,26 @@ for n in "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//
 done
 ((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
 ((soak <= 3600)) || die "--soak is capped at 3600 seconds"
+case $broker in
+    kafka | tansu) ;;
+    both)
+        # One run per broker, in this order, with the same options; the second skips the build.
+        skip=0
+        for b in kafka tansu; do
+            own=()
+            prev=""
+            for arg in "${original_args[@]}"; do
+                if [[ $prev == --broker ]]; then own+=("$b"); else own+=("$arg"); fi
+                prev=$arg
+            done
+            ((skip)) && own+=(--no-build)
+            "$0" "${own[@]}" || exit $?
+            skip=1
+        done
+        exit 0
+        ;;
+    *) die "--broker takes kafka, tansu or both, got '$broker'" ;;
+esac
 
 # render_report RUN_DIR: the markdown block of a finished run, from the files in RUN_DIR.
 render_report() {
@@ -100,8 +127,9 @@ print(f"### Run {os.path.basename(run_dir)}\n")
 print(f"- command: `{command}`")
 print(f"- git commit: {commit}")
 print(f"- machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, kernel {sh('uname -r')}; {sh('rustc --version')}")
-tansu = open(os.path.join(run_dir, "tansu.version")).read().strip() or "tansu"
-print(f"- PostgreSQL {pg} ({pg_settings}); {tansu} with **memory storage**; api, worker, broker, database and load generator all on this machine")
+version_file = next((os.path.join(run_dir, f) for f in ("broker.version", "tansu.version") if os.path.exists(os.path.join(run_dir, f))), None)
+broker = (open(version_file).read().strip() if version_file else "") or "broker"
+print(f"- PostgreSQL {pg} ({pg_settings}); {broker}; api, worker, broker, database and load generator all on this machine")
 print()
 print("COPY baseline (scratch database, same schema and indexes, same kind of rows):\n")
 print("| way | rows | rows/s |")
@@ -129,25 +157,27 @@ for name in names:
 print()
 
 print("CPU over each scenario (load and drain), in cores of the 2 (from /proc; 'anything else' is other work on the machine, e.g. builds):\n")
-print("| scenario | wall s | api | worker | tansu | postgres (all backends) | pulse-bench | anything else | machine busy |")
+print("| scenario | wall s | api | worker | broker | postgres (all backends) | pulse-bench | anything else | machine busy |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
     if not os.path.exists(os.path.join(run_dir, name + ".cpu-after")):
         continue
     b, a = kv(os.path.join(run_dir, name + ".cpu-before")), kv(os.path.join(run_dir, name + ".cpu-after"))
+    for snapshot in (a, b):
+        snapshot.setdefault("broker", snapshot.get("tansu", 0))  # runs from before --broker
     user, system, wall = (float(x) for x in open(os.path.join(run_dir, name + ".time")).read().split()[-3:])
     busy = (a["busy"] - b["busy"]) / max(a["all"] - b["all"], 1) * (os.cpu_count() or 2)
     cores = lambda k: (a[k] - b[k]) / wall
     bench = (user + system) / wall
-    ours = sum(cores(k) for k in ("api", "worker", "tansu", "postgres")) + bench
-    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('tansu'):.2f} | {cores('postgres'):.2f} | {bench:.2f} | {max(busy - ours, 0):.2f} | {busy:.2f} |")
+    ours = sum(cores(k) for k in ("api", "worker", "broker", "postgres")) + bench
+    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('broker'):.2f} | {cores('postgres'):.2f} | {bench:.2f} | {max(busy - ours, 0):.2f} | {busy:.2f} |")
 print()
 
 rows = [list(map(int, line.split())) for line in open(os.path.join(run_dir, "memory.txt")) if len(line.split()) == 6]
 if rows:
     mb = lambda kb: kb / 1024
-    peak_api = max(r[2] for r in rows); peak_worker = max(r[4] for r in rows); peak_tansu = max(r[5] for r in rows)
-    print(f"Memory (VmHWM, peak resident): api {mb(peak_api):.0f} MB, worker {mb(peak_worker):.0f} MB; Tansu (memory storage, holds every message) peak RSS {mb(peak_tansu):.0f} MB.")
+    peak_api = max(r[2] for r in rows); peak_worker = max(r[4] for r in rows); peak_broker = max(r[5] for r in rows)
+    print(f"Memory (VmHWM, peak resident): api {mb(peak_api):.0f} MB, worker {mb(peak_worker):.0f} MB; broker peak RSS {mb(peak_broker):.0f} MB ({broker}).")
     avg = lambda xs, i: sum(x[i] for x in xs) / max(len(xs), 1) / 1024
     for name in names:
         w = os.path.join(run_dir, name + ".window")
@@ -196,6 +226,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 API_ADDR=127.0.0.1:$(free_port)
 WORKER_ADDR=127.0.0.1:$(free_port)
 KAFKA_ADDR=127.0.0.1:$(free_port)
+CONTROLLER_PORT=$(free_port)
 ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
 DB_NAME=pulse_bench
 DB_URL="postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
@@ -214,6 +245,8 @@ cleanup() {
     done
     # The measured rows are not needed afterwards; a soak leaves gigabytes of them.
     psql "$ADMIN_URL" -qX -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+    # So are the broker's logs of them (Apache Kafka keeps them on disk).
+    rm -rf "$RUN_DIR/kafka/data"
 }
 trap cleanup EXIT
 
@@ -230,18 +263,28 @@ start() {
 say "Services (PostgreSQL via scripts/services.sh up)" >&2
 "$PULSE_ROOT/scripts/services.sh" up >&2
 
-say "Tansu on $KAFKA_ADDR, memory storage, for this run only" >&2
-tansu=$(tansu_bin)
-[[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
 port_open "${KAFKA_ADDR%:*}" "${KAFKA_ADDR##*:}" && die "$KAFKA_ADDR is already in use"
-mkdir -p "$RUN_DIR/tansu"
-(cd "$RUN_DIR/tansu" && start tansu "$tansu" broker --cluster-id pulse-bench \
-    --listener-url "tcp://$KAFKA_ADDR" --advertised-listener-url "tcp://$KAFKA_ADDR" \
-    --storage-engine memory://tansu/)
-# The subshell's pids array is lost; take the pid from its file.
-pids+=("$(cat "$RUN_DIR/tansu.pid")")
-wait_port Tansu "${KAFKA_ADDR%:*}" "${KAFKA_ADDR##*:}" 30 "$(cat "$RUN_DIR/tansu.pid")" "$RUN_DIR/tansu.log"
-ok "Tansu pid $(cat "$RUN_DIR/tansu.pid")" >&2
+if [[ $broker == kafka ]]; then
+    say "Apache Kafka $PULSE_KAFKA_VERSION on $KAFKA_ADDR (one KRaft node, data on disk), for this run only" >&2
+    "$PULSE_ROOT/scripts/install-kafka.sh" >/dev/null
+    start broker "$PULSE_ROOT/scripts/kafka-node.sh" "$RUN_DIR/kafka" 1 "${KAFKA_ADDR##*:}" "$CONTROLLER_PORT" \
+        "1@127.0.0.1:$CONTROLLER_PORT" "$(kafka_cluster_id)"
+    wait_port "Apache Kafka" "${KAFKA_ADDR%:*}" "${KAFKA_ADDR##*:}" 90 "$(cat "$RUN_DIR/broker.pid")" "$RUN_DIR/broker.log"
+    echo "Apache Kafka $PULSE_KAFKA_VERSION (one KRaft node, heap ${PULSE_KAFKA_HEAP:-512m}, log on disk)" >"$RUN_DIR/broker.version"
+else
+    say "Tansu on $KAFKA_ADDR, memory storage, for this run only" >&2
+    tansu=$(tansu_bin)
+    [[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
+    mkdir -p "$RUN_DIR/tansu"
+    (cd "$RUN_DIR/tansu" && start broker "$tansu" broker --cluster-id pulse-bench \
+        --listener-url "tcp://$KAFKA_ADDR" --advertised-listener-url "tcp://$KAFKA_ADDR" \
+        --storage-engine memory://tansu/)
+    # The subshell's pids array is lost; take the pid from its file.
+    pids+=("$(cat "$RUN_DIR/broker.pid")")
+    wait_port Tansu "${KAFKA_ADDR%:*}" "${KAFKA_ADDR##*:}" 30 "$(cat "$RUN_DIR/broker.pid")" "$RUN_DIR/broker.log"
+    echo "$("$tansu" --version 2>/dev/null | head -n 1 || echo tansu) with memory storage (holds every message in RAM)" >"$RUN_DIR/broker.version"
+fi
+ok "broker pid $(cat "$RUN_DIR/broker.pid")" >&2
 
 if ((build)); then
     say "cargo build --release (pulse-api, pulse-worker, pulse-bench)" >&2
@@ -270,7 +313,7 @@ start worker "$BIN/pulse-worker"
 wait_http pulse-worker "http://$WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/worker.pid")" "$RUN_DIR/worker.log"
 API_PID=$(cat "$RUN_DIR/api.pid")
 WORKER_PID=$(cat "$RUN_DIR/worker.pid")
-TANSU_PID=$(cat "$RUN_DIR/tansu.pid")
+BROKER_PID=$(cat "$RUN_DIR/broker.pid")
 ok "api pid $API_PID, worker pid $WORKER_PID" >&2
 
 project=$("$BIN/pulse-api" admin create-project --org pulse-bench --name "bench-$run_id") \
@@ -280,19 +323,19 @@ project_id=$(jq -r .project_id <<<"$project")
 [[ -n $api_key && $api_key != null && -n $project_id && $project_id != null ]] || die "create-project printed no key"
 export PULSE_BENCH_API_KEY="$api_key"
 
-# Memory sampler: one line per second "epoch api_rss api_hwm worker_rss worker_hwm tansu_rss"
+# Memory sampler: one line per second "epoch api_rss api_hwm worker_rss worker_hwm broker_rss"
 # (kB), until killed or 2 hours pass.
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 (
     for ((t = 0; t < 7200; t++)); do
         echo "$EPOCHSECONDS $(status_kb "$API_PID" VmRSS) $(status_kb "$API_PID" VmHWM)" \
-            "$(status_kb "$WORKER_PID" VmRSS) $(status_kb "$WORKER_PID" VmHWM) $(status_kb "$TANSU_PID" VmRSS)"
+            "$(status_kb "$WORKER_PID" VmRSS) $(status_kb "$WORKER_PID" VmHWM) $(status_kb "$BROKER_PID" VmRSS)"
         sleep 1
     done
 ) >"$RUN_DIR/memory.txt" &
 sampler_pid=$!
 
-# cpu_snapshot FILE: CPU seconds used so far by api, worker, tansu and PostgreSQL (live backends
+# cpu_snapshot FILE: CPU seconds used so far by api, worker, the broker and PostgreSQL (live backends
 # plus the children the postmaster already reaped), and the machine's busy/total jiffies.
 ticks=$(getconf CLK_TCK)
 proc_cpu() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -306,7 +349,7 @@ cpu_snapshot() {
         pg=$(awk -v a="$pg" -v t="$ticks" '{ print a + ($16 + $17) / t }' "/proc/$postmaster/stat" 2>/dev/null || echo "$pg")
     fi
     read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
-    echo "api=$(proc_cpu "$API_PID") worker=$(proc_cpu "$WORKER_PID") tansu=$(proc_cpu "$TANSU_PID") postgres=$pg" \
+    echo "api=$(proc_cpu "$API_PID") worker=$(proc_cpu "$WORKER_PID") broker=$(proc_cpu "$BROKER_PID") postgres=$pg" \
         "busy=$((user + nice + system + irq + softirq + steal)) all=$((user + nice + system + idle + iowait + irq + softirq + steal))" >"$1"
 }
 
@@ -346,7 +389,6 @@ kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
 
 say "Report" >&2
-"$tansu" --version 2>/dev/null | head -n 1 >"$RUN_DIR/tansu.version" || true
 echo "$command_line" >"$RUN_DIR/command"
 render_report "$RUN_DIR" >"$RUN_DIR/results.md"
 cat "$RUN_DIR/results.md"

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # scripts/test.sh — formatting, lints and the whole test suite, against local services.
 #
-# Ensures PostgreSQL (127.0.0.1:5432) and a broker (Tansu on 127.0.0.1:9092) are up, then runs
+# Ensures PostgreSQL (127.0.0.1:5432) and the shared test broker (Apache Kafka on 127.0.0.1:9092,
+# PULSE_BROKER=kafka; tests that kill brokers start their own Kafka nodes) are up, then runs
 #   cargo fmt --all -- --check
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   cargo build --workspace --all-targets      (tests spawn target/debug/pulse-* binaries)
-#   cargo nextest run --workspace              (or cargo test --workspace without nextest)
+#   cargo nextest run --workspace              (or cargo test --workspace without nextest),
+#                                              PULSE_TEST_THREADS tests at once (default 4)
 # A formatting or lint failure does not skip the tests; the exit code is the tests' own when
 # they fail, 1 when only fmt/clippy failed, 0 when all passed.
 #
 # Environment for the test kit (testkit/src/lib.rs), each overridable:
 #   PULSE_TEST_DATABASE_URL   maintenance database; each test clones its own database from it
 #   PULSE_TEST_KAFKA_BROKERS  shared broker; each test uses its own topic prefix
-#   PULSE_TANSU_BIN           Tansu binary for tests that start their own broker
+#   PULSE_KAFKA_HOME          the Apache Kafka install tests start their own brokers from
 # Extra arguments go to the test runner: scripts/test.sh -p pulse-api ingest
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,6 +22,9 @@ cd "$PULSE_ROOT"
 
 export PULSE_TEST_DATABASE_URL="${PULSE_TEST_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}"
 export PULSE_TEST_KAFKA_BROKERS="${PULSE_TEST_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}"
+# Tests at once. Each fault test runs JVM brokers and Pulse processes of its own; on 2 cores,
+# 4 at a time keeps a debug-build run well inside CI's budget without starving them.
+TEST_THREADS="${PULSE_TEST_THREADS:-4}"
 # Bounds the test run so a hung test cannot eat a CI run's whole budget.
 TEST_TIMEOUT="${PULSE_TEST_TIMEOUT:-45m}"
 
@@ -32,10 +37,14 @@ phase() {
 phase_done() { ok "$1 ($(elapsed "$phase_start"))"; }
 
 phase "Services"
-tansu=$(tansu_bin)
-[[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
-export PULSE_TANSU_BIN="$tansu"
-"$PULSE_ROOT/scripts/services.sh" up
+# Promises are proven on the broker production runs: the shared test broker is Apache Kafka
+# whatever PULSE_BROKER says, so a Tansu left on 9092 by a development session is refused.
+PULSE_KAFKA_HOME=$("$PULSE_ROOT/scripts/install-kafka.sh" | tail -n 1)
+export PULSE_KAFKA_HOME
+PULSE_BROKER=kafka "$PULSE_ROOT/scripts/services.sh" up
+if pid_alive "$PULSE_STATE_DIR/tansu.pid"; then
+    die "Tansu holds $KAFKA_HOST:$KAFKA_PORT; stop it (scripts/services.sh down) so the tests run on Apache Kafka"
+fi
 phase_done "services ready"
 
 failed=()
@@ -69,14 +78,14 @@ phase_done "built"
 scope=(--workspace)
 (($# > 0)) && scope=()
 if cargo nextest --version >/dev/null 2>&1; then
-    runner=(cargo nextest run "${scope[@]}" --no-fail-fast "$@")
+    runner=(cargo nextest run "${scope[@]}" --no-fail-fast --test-threads "$TEST_THREADS" "$@")
 else
-    runner=(cargo test "${scope[@]}" --no-fail-fast "$@")
+    runner=(cargo test "${scope[@]}" --no-fail-fast "$@" -- --test-threads "$TEST_THREADS")
 fi
 phase "${runner[*]}"
 echo "    PULSE_TEST_DATABASE_URL=$PULSE_TEST_DATABASE_URL"
 echo "    PULSE_TEST_KAFKA_BROKERS=$PULSE_TEST_KAFKA_BROKERS"
-echo "    PULSE_TANSU_BIN=$PULSE_TANSU_BIN"
+echo "    PULSE_KAFKA_HOME=$PULSE_KAFKA_HOME"
 set +e
 timeout --kill-after=30s "$TEST_TIMEOUT" "${runner[@]}"
 tests_rc=$?

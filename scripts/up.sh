@@ -3,8 +3,9 @@
 # pipeline:
 #
 #   1. installs missing Debian packages (PostgreSQL, the SMTP sink, the C build tools)
-#   2. installs Tansu into /opt/pulse-cache (once; compiling it takes ~15 minutes)
-#   3. starts PostgreSQL, Tansu and the SMTP sink (scripts/services.sh up)
+#   2. installs the broker into /opt/pulse-cache (once): Apache Kafka's jars from Maven Central
+#      (under a minute), or with PULSE_BROKER=tansu the light Tansu broker (compiled, ~15 min)
+#   3. starts PostgreSQL, the broker and the SMTP sink (scripts/services.sh up)
 #   4. builds the release binaries and migrates the `pulse` database
 #   5. starts pulse-api, pulse-worker and pulse-scheduler in the background (pids and logs in
 #      .pulse/) and waits for each /readyz
@@ -37,10 +38,14 @@ say "System packages"
 need_apt "${PULSE_APT_PACKAGES[@]}" jq
 ok "installed"
 
-say "Tansu"
-tansu=$(tansu_bin)
-[[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
-ok "$tansu"
+say "Broker ($PULSE_BROKER)"
+if [[ $PULSE_BROKER == kafka ]]; then
+    ok "Apache Kafka in $("$PULSE_ROOT/scripts/install-kafka.sh" | tail -n 1)"
+else
+    tansu=$(tansu_bin)
+    [[ -n $tansu ]] || tansu=$("$PULSE_ROOT/scripts/install-tansu.sh" | tail -n 1)
+    ok "$tansu"
+fi
 
 say "Services"
 "$PULSE_ROOT/scripts/services.sh" up
