@@ -80,7 +80,7 @@ case $broker in
                 if [[ $prev == --broker ]]; then own+=("$b"); else own+=("$arg"); fi
                 prev=$arg
             done
-            ((skip)) && own+=(--no-build)
+            ((skip && build)) && own+=(--no-build)
             "$0" "${own[@]}" || exit $?
             skip=1
         done
