@@ -6,7 +6,7 @@
 //! (organization, name), which is unique. Running the command twice gives the same project
 //! and a second key.
 
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use pulse_shared::config::DatabaseConfig;
@@ -15,6 +15,8 @@ use pulse_shared::keys;
 use pulse_shared::schema::{api_keys, organizations, projects};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::management::fields;
 
 /// What `create-project` prints.
 #[derive(Debug, Serialize)]
@@ -25,22 +27,10 @@ pub struct CreatedProject {
     pub api_key_prefix: String,
 }
 
-const MAX_NAME_CHARS: usize = 200;
-
-fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
-    let chars = name.chars().count();
-    ensure!(
-        (1..=MAX_NAME_CHARS).contains(&chars) && !name.trim().is_empty(),
-        "{what} must be 1 to {MAX_NAME_CHARS} characters"
-    );
-    ensure!(!name.contains('\0'), "{what} must not contain NUL");
-    Ok(())
-}
-
 /// Creates what is missing and a new key. The database must be migrated.
 pub async fn create_project(config: &DatabaseConfig, org: &str, name: &str) -> anyhow::Result<CreatedProject> {
-    check_name("--org", org)?;
-    check_name("--name", name)?;
+    let org = &fields::check_name("--org", org)?;
+    let name = &fields::check_name("--name", name)?;
     let pool = db::build_pool(config, "pulse-api-admin")?;
     let mut conn = db::connection(&pool).await?;
 
@@ -112,10 +102,10 @@ mod tests {
 
     #[test]
     fn names_are_checked_before_the_database() {
-        assert!(check_name("--org", "acme").is_ok());
-        assert!(check_name("--org", "").is_err());
-        assert!(check_name("--org", "   ").is_err());
-        assert!(check_name("--org", &"x".repeat(201)).is_err());
-        assert!(check_name("--org", "a\0b").is_err());
+        assert!(fields::check_name("--org", "acme").is_ok());
+        assert!(fields::check_name("--org", "").is_err());
+        assert!(fields::check_name("--org", "   ").is_err());
+        assert!(fields::check_name("--org", &"x".repeat(201)).is_err());
+        assert!(fields::check_name("--org", "a\0b").is_err());
     }
 }

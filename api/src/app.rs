@@ -56,14 +56,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .name(EVENTS)
             .route(web::post().to(ingest::single))
             .default_service(web::to(post_only))
-            .wrap(from_fn(management::rate_limit::ingest_middleware)),
+            .wrap(from_fn(ingest::limit::middleware)),
     )
     .service(
         web::resource(EVENTS_BATCH)
             .name(EVENTS_BATCH)
             .route(web::post().to(ingest::batch))
             .default_service(web::to(post_only))
-            .wrap(from_fn(management::rate_limit::ingest_middleware)),
+            .wrap(from_fn(ingest::limit::middleware)),
     );
 }
 

@@ -88,6 +88,22 @@ pub struct Auth {
     retry_after_secs: u64,
 }
 
+/// Evicts keys from an [`Auth`]'s cache (a cheap clone of the cache handle, nothing else).
+#[derive(Clone)]
+pub struct KeyEvictor {
+    cache: Cache<[u8; 32], Cached>,
+}
+
+impl KeyEvictor {
+    /// Forgets a key (by its stored hash) in this replica's cache, so that a revocation made
+    /// here takes effect here at once; other replicas follow within the cache TTL.
+    pub async fn evict(&self, stored_hash: &[u8]) {
+        if let Ok(hash) = <[u8; 32]>::try_from(stored_hash) {
+            self.cache.invalidate(&hash).await;
+        }
+    }
+}
+
 /// The background task that writes `last_used_at`; run it with [`Toucher::run`].
 pub struct Toucher {
     pool: DbPool,
@@ -177,11 +193,10 @@ impl Auth {
         })
     }
 
-    /// Forgets a key (by its stored hash) in this replica's cache, so that a revocation made
-    /// here takes effect here at once; other replicas follow within the cache TTL.
-    pub async fn evict(&self, stored_hash: &[u8]) {
-        if let Ok(hash) = <[u8; 32]>::try_from(stored_hash) {
-            self.cache.invalidate(&hash).await;
+    /// A handle that evicts keys from this cache, for the management routes that revoke them.
+    pub fn evictor(&self) -> KeyEvictor {
+        KeyEvictor {
+            cache: self.cache.clone(),
         }
     }
 

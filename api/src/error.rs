@@ -23,7 +23,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::validate::{self, Rejection};
+use crate::ingest::validate::{self, Rejection};
 
 /// Everything the api can answer besides success.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use prometheus::{
 };
 use pulse_shared::metrics::{BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
 
-use crate::validate;
+use crate::ingest::validate;
 
 // Registration fails only on a duplicate name, a programming error caught by the first test
 // that touches the metric.

@@ -79,10 +79,15 @@ pub async fn run(
         topics.events.clone(),
         api.max_body_bytes,
         api.max_batch_events,
+        auth_config.default_ingest_rate_per_sec,
     ));
     let readiness_data = web::Data::new(readiness.clone());
     // Management routes, and the background purge of deleted projects (management::purge).
-    let management = web::Data::new(ManagementState::new(pool.clone(), &auth_config, Some(state.clone())));
+    let management = web::Data::new(ManagementState::new(
+        pool.clone(),
+        &auth_config,
+        Some(state.auth.evictor()),
+    ));
     let purge_stop = CancellationToken::new();
     let purge_task = tokio::spawn(purge::run(
         pool,

@@ -21,8 +21,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::authorization::{AuthUser, Role};
-use super::organizations::OrganizationView;
-use super::users::{self, UserView};
+use super::fields::{check_name, normalize_email};
+use super::views::{self, OrganizationView, UserView};
 use super::{passwords, tokens, ManagementState};
 use crate::error::ApiError;
 use pulse_shared::schema::{memberships, organizations, refresh_tokens, users as users_table};
@@ -106,37 +106,31 @@ pub struct Registered {
     pub organization: OrganizationView,
 }
 
-/// Trimmed, lower-cased email, or 400 naming the field.
-pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
-    let invalid = || ApiError::InvalidField {
-        field: "email",
-        message: "email must look like name@example.com".into(),
-    };
-    if email.len() < 3 || email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid());
-    }
-    match email.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.') =>
-        {
-            Ok(email)
-        }
-        _ => Err(invalid()),
-    }
+/// Which sessions (refresh-token families) to end.
+enum Sessions {
+    /// One session: a reused token's, or the one logging out.
+    Family(Uuid),
+    /// Every session of `user` except `keep` (after a password change).
+    AllOfUserBut { user: Uuid, keep: Uuid },
 }
 
-/// A name of 1 to 200 characters after trimming, without control characters.
-pub fn check_name(field: &'static str, raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    let count = name.chars().count();
-    if count == 0 || count > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::InvalidField {
-            field,
-            message: format!("{field} must be 1 to 200 characters, without control characters"),
-        });
-    }
-    Ok(name.to_owned())
+/// Revokes every live refresh token of the chosen sessions; their access tokens lapse within
+/// their TTL.
+async fn revoke_sessions(conn: &mut AsyncPgConnection, sessions: Sessions) -> QueryResult<usize> {
+    let live = refresh_tokens::table
+        .filter(refresh_tokens::revoked_at.is_null())
+        .into_boxed();
+    let chosen = match sessions {
+        Sessions::Family(family) => live.filter(refresh_tokens::family_id.eq(family)),
+        Sessions::AllOfUserBut { user, keep } => live
+            .filter(refresh_tokens::user_id.eq(user))
+            .filter(refresh_tokens::family_id.ne(keep)),
+    };
+    diesel::update(refresh_tokens::table)
+        .filter(refresh_tokens::id.eq_any(chosen.select(refresh_tokens::id)))
+        .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
 }
 
 /// Starts a session (a new refresh-token family) for `user`.
@@ -255,13 +249,13 @@ pub async fn register(
                     .values((
                         memberships::organization_id.eq(organization_id),
                         memberships::user_id.eq(user_id),
-                        memberships::role.eq(Role::Owner.as_str()),
+                        memberships::role.eq(Role::Owner),
                     ))
                     .execute(conn)
                     .await?;
                 let tokens = start_session(state_ref, conn, user_id).await?;
-                let user = users::load(conn, user_id).await?;
-                let organization = super::organizations::load_view(conn, organization_id, Role::Owner).await?;
+                let user = views::load_user(conn, user_id).await?;
+                let organization = views::load_organization(conn, organization_id, Role::Owner).await?;
                 Ok(Registered {
                     tokens,
                     user,
@@ -314,7 +308,7 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     let tokens = start_session(&state, &mut conn, user_id).await?;
-    let user = users::load(&mut conn, user_id).await?;
+    let user = views::load_user(&mut conn, user_id).await?;
     Ok(web::Json(Session { tokens, user }))
 }
 
@@ -383,14 +377,7 @@ pub async fn refresh(
                     return Ok(RefreshOutcome::Invalid("this session has ended; log in again"));
                 }
                 if used_at.is_some() {
-                    diesel::update(
-                        refresh_tokens::table
-                            .filter(refresh_tokens::family_id.eq(family))
-                            .filter(refresh_tokens::revoked_at.is_null()),
-                    )
-                    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-                    .execute(conn)
-                    .await?;
+                    revoke_sessions(conn, Sessions::Family(family)).await?;
                     tracing::warn!(user_id = %user_id, session = %family, "Refresh token reused; session revoked");
                     return Ok(RefreshOutcome::Reused);
                 }
@@ -409,7 +396,7 @@ pub async fn refresh(
         .await?;
     match outcome {
         RefreshOutcome::Rotated(user_id, tokens) => {
-            let user = users::load(&mut conn, user_id).await?;
+            let user = views::load_user(&mut conn, user_id).await?;
             Ok(web::Json(Session { tokens, user }))
         }
         RefreshOutcome::Reused => Err(ApiError::RefreshTokenReused),
@@ -444,14 +431,7 @@ pub async fn logout(
             .await
             .optional()?;
         if let Some(family) = family {
-            diesel::update(
-                refresh_tokens::table
-                    .filter(refresh_tokens::family_id.eq(family))
-                    .filter(refresh_tokens::revoked_at.is_null()),
-            )
-            .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-            .execute(&mut conn)
-            .await?;
+            revoke_sessions(&mut conn, Sessions::Family(family)).await?;
         }
     }
     Ok(HttpResponse::NoContent().finish())
@@ -510,14 +490,13 @@ pub async fn change_password(
                 ))
                 .execute(conn)
                 .await?;
-            diesel::update(
-                refresh_tokens::table
-                    .filter(refresh_tokens::user_id.eq(caller.user_id))
-                    .filter(refresh_tokens::family_id.ne(caller.session_id))
-                    .filter(refresh_tokens::revoked_at.is_null()),
+            revoke_sessions(
+                conn,
+                Sessions::AllOfUserBut {
+                    user: caller.user_id,
+                    keep: caller.session_id,
+                },
             )
-            .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-            .execute(conn)
             .await?;
             Ok(())
         }
@@ -526,33 +505,4 @@ pub async fn change_password(
     .await?;
     tracing::info!(user_id = %caller.user_id, "Password changed; other sessions revoked");
     Ok(HttpResponse::NoContent().finish())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email("  Ada@Example.COM ").expect("valid"), "ada@example.com");
-        for bad in [
-            "",
-            "ada",
-            "@example.com",
-            "ada@",
-            "a b@example.com",
-            "ada@@example.com",
-            "ada@.com",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn names_are_trimmed_and_bounded() {
-        assert_eq!(check_name("name", "  Ada ").expect("valid"), "Ada");
-        assert!(check_name("name", "   ").is_err());
-        assert!(check_name("name", &"x".repeat(201)).is_err());
-        assert!(check_name("name", "a\u{0}b").is_err());
-    }
 }

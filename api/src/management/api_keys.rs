@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::check_name;
 use super::authorization::{require_project, AuthUser, Role};
+use super::fields::check_name;
 use super::ManagementState;
 use crate::error::ApiError;
 use pulse_shared::keys;

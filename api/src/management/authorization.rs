@@ -16,7 +16,12 @@ use std::str::FromStr;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -26,8 +31,12 @@ use super::ManagementState;
 use crate::error::ApiError;
 use pulse_shared::schema::{memberships, organizations, projects};
 
-/// A role in an organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+/// A role in an organization, stored in `memberships.role` as its lower-case name (the column's
+/// CHECK constraint lists the same three): queries read and write the enum, never the text.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, AsExpression, FromSqlRow,
+)]
+#[diesel(sql_type = Text)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads the organization, its members, projects and keys.
@@ -65,6 +74,19 @@ impl FromStr for Role {
             "owner" => Ok(Self::Owner),
             other => Err(format!("unknown role {other:?}")),
         }
+    }
+}
+
+impl ToSql<Text, Pg> for Role {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
+    }
+}
+
+impl FromSql<Text, Pg> for Role {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        text.parse().map_err(Into::into)
     }
 }
 
@@ -123,7 +145,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
 
 /// The caller's role in a live organization, if they belong to it.
 pub async fn role_in(conn: &mut AsyncPgConnection, user: Uuid, organization: Uuid) -> Result<Option<Role>, ApiError> {
-    let role: Option<String> = memberships::table
+    let role: Option<Role> = memberships::table
         .inner_join(organizations::table)
         .filter(memberships::user_id.eq(user))
         .filter(memberships::organization_id.eq(organization))
@@ -132,7 +154,7 @@ pub async fn role_in(conn: &mut AsyncPgConnection, user: Uuid, organization: Uui
         .first(conn)
         .await
         .optional()?;
-    role.map(|role| role.parse().map_err(ApiError::Internal)).transpose()
+    Ok(role)
 }
 
 /// The caller's role in `organization`, at least `needed`: 404 for non-members, 403 for members
@@ -179,7 +201,7 @@ pub async fn require_project(
     project: Uuid,
     needed: Role,
 ) -> Result<(ProjectRow, Role), ApiError> {
-    let found: Option<(ProjectRow, String)> = projects::table
+    let found: Option<(ProjectRow, Role)> = projects::table
         .inner_join(organizations::table)
         .inner_join(
             memberships::table.on(memberships::organization_id
@@ -194,7 +216,6 @@ pub async fn require_project(
         .await
         .optional()?;
     let (row, role) = found.ok_or(ApiError::Missing("project"))?;
-    let role: Role = role.parse().map_err(ApiError::Internal)?;
     allow(role, needed)?;
     Ok((row, role))
 }

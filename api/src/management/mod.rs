@@ -4,9 +4,11 @@
 //! Modules, one concern each: [`tokens`] (access JWTs, refresh tokens), [`passwords`]
 //! (argon2id), [`authorization`] (the bearer extractor, roles, the "404, not 403" rule),
 //! [`accounts`] (register, login, refresh, logout, change-password), [`users`] (`/v1/users/me`),
-//! [`organizations`] (organizations and members), [`projects`], [`api_keys`], [`purge`]
-//! (background deletion of deleted projects), [`rate_limit`] (token buckets for ingest and
-//! login), [`openapi`] (`/openapi.json`, `/docs`). The user guide is docs/management.md.
+//! [`organizations`] (organizations and members), [`projects`], [`api_keys`], [`fields`] (name
+//! and email rules), [`views`] (user and organization views), [`tenancy`] (project soft
+//! deletion), [`purge`]
+//! (background deletion of deleted projects), [`login_limit`] (login attempts per IP and
+//! account), [`openapi`] (`/openapi.json`, `/docs`). The user guide is docs/management.md.
 //!
 //! Routes are declared once, in [`routes!`] below: the same table registers them with actix and
 //! lists them in [`ROUTES`], which a test compares with the OpenAPI document.
@@ -14,14 +16,17 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod authorization;
+pub mod fields;
+pub mod login_limit;
 pub mod openapi;
 pub mod organizations;
 pub mod passwords;
 pub mod projects;
 pub mod purge;
-pub mod rate_limit;
+pub mod tenancy;
 pub mod tokens;
 pub mod users;
+pub mod views;
 
 use std::time::Duration;
 
@@ -29,8 +34,8 @@ use actix_web::web;
 use pulse_shared::config::AuthConfig;
 use pulse_shared::db::{DbConn, DbPool};
 
+use crate::auth::KeyEvictor;
 use crate::error::ApiError;
-use crate::ingest::IngestState;
 
 /// What the management handlers share across actix workers.
 pub struct ManagementState {
@@ -38,29 +43,26 @@ pub struct ManagementState {
     pub jwt: tokens::JwtKeys,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
-    pub login_limiter: rate_limit::LoginLimiter,
+    pub login_limiter: login_limit::LoginLimiter,
     pub rotation_grace: Duration,
-    /// Per API key token buckets of the ingest routes.
-    pub ingest_limiter: rate_limit::IngestLimiter,
-    /// The ingest state of this replica, when there is one: revoking a key or deleting a project
-    /// evicts its keys from this replica's key cache at once (other replicas within the TTL).
-    pub ingest: Option<web::Data<IngestState>>,
+    /// This replica's ingest key cache, when it has one: revoking a key or deleting a project
+    /// evicts its keys here at once (other replicas follow within the cache TTL).
+    pub key_cache: Option<KeyEvictor>,
 }
 
 impl ManagementState {
-    pub fn new(pool: DbPool, config: &AuthConfig, ingest: Option<web::Data<IngestState>>) -> Self {
+    pub fn new(pool: DbPool, config: &AuthConfig, key_cache: Option<KeyEvictor>) -> Self {
         Self {
             pool,
             jwt: tokens::JwtKeys::new(&config.jwt_secret),
             access_token_ttl: config.access_token_ttl,
             refresh_token_ttl: config.refresh_token_ttl,
-            login_limiter: rate_limit::LoginLimiter::new(
+            login_limiter: login_limit::LoginLimiter::new(
                 config.login_rate_per_min_ip,
                 config.login_rate_per_min_account,
             ),
             rotation_grace: config.rotation_grace,
-            ingest_limiter: rate_limit::IngestLimiter::new(config.default_ingest_rate_per_sec),
-            ingest,
+            key_cache,
         }
     }
 
@@ -74,9 +76,9 @@ impl ManagementState {
 
     /// Forgets the given key hashes in this replica's ingest key cache.
     pub async fn evict_keys(&self, hashes: &[Vec<u8>]) {
-        if let Some(ingest) = &self.ingest {
+        if let Some(cache) = &self.key_cache {
             for hash in hashes {
-                ingest.auth.evict(hash).await;
+                cache.evict(hash).await;
             }
         }
     }

@@ -17,22 +17,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{check_name, normalize_email};
 use super::authorization::{allow, require_org, AuthUser, Role};
+use super::fields::{check_name, normalize_email};
+use super::views::{self, OrganizationView};
 use super::ManagementState;
 use crate::error::ApiError;
 use pulse_shared::schema::{memberships, organizations, users};
-
-/// An organization, with the caller's role in it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({"id": "0192f0c1-7a3e-7000-8000-00000000b001", "name": "Analytical Engines", "created_at": "2026-11-23T10:00:00Z", "role": "owner"}))]
-pub struct OrganizationView {
-    pub id: Uuid,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    /// The caller's role.
-    pub role: Role,
-}
 
 /// `POST /v1/organizations` and `PATCH /v1/organizations/{organization_id}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,32 +61,6 @@ pub struct UpdateMember {
     pub role: Role,
 }
 
-/// Loads an organization's view for a caller holding `role`.
-pub async fn load_view(
-    conn: &mut AsyncPgConnection,
-    organization: Uuid,
-    role: Role,
-) -> Result<OrganizationView, ApiError> {
-    let (id, name, created_at): (Uuid, String, DateTime<Utc>) = organizations::table
-        .find(organization)
-        .filter(organizations::deleted_at.is_null())
-        .select((organizations::id, organizations::name, organizations::created_at))
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(ApiError::Missing("organization"))?;
-    Ok(OrganizationView {
-        id,
-        name,
-        created_at,
-        role,
-    })
-}
-
-fn parse_role(role: &str) -> Result<Role, ApiError> {
-    role.parse().map_err(ApiError::Internal)
-}
-
 /// The organizations the caller belongs to.
 #[utoipa::path(
     get,
@@ -113,7 +77,7 @@ pub async fn list(
     state: web::Data<ManagementState>,
 ) -> Result<web::Json<Vec<OrganizationView>>, ApiError> {
     let mut conn = state.conn().await?;
-    let rows: Vec<(Uuid, String, DateTime<Utc>, String)> = organizations::table
+    let rows: Vec<(Uuid, String, DateTime<Utc>, Role)> = organizations::table
         .inner_join(memberships::table)
         .filter(memberships::user_id.eq(caller.user_id))
         .filter(organizations::deleted_at.is_null())
@@ -128,15 +92,13 @@ pub async fn list(
         .await?;
     let views = rows
         .into_iter()
-        .map(|(id, name, created_at, role)| {
-            Ok(OrganizationView {
-                id,
-                name,
-                created_at,
-                role: parse_role(&role)?,
-            })
+        .map(|(id, name, created_at, role)| OrganizationView {
+            id,
+            name,
+            created_at,
+            role,
         })
-        .collect::<Result<_, ApiError>>()?;
+        .collect();
     Ok(web::Json(views))
 }
 
@@ -165,7 +127,7 @@ pub async fn create(
         .transaction::<_, ApiError, _>(|conn| {
             async move {
                 // The caller must still exist (an access token outlives a deleted account).
-                super::users::load(conn, caller.user_id).await?;
+                views::load_user(conn, caller.user_id).await?;
                 diesel::insert_into(organizations::table)
                     .values((organizations::id.eq(id), organizations::name.eq(&name)))
                     .execute(conn)
@@ -174,11 +136,11 @@ pub async fn create(
                     .values((
                         memberships::organization_id.eq(id),
                         memberships::user_id.eq(caller.user_id),
-                        memberships::role.eq(Role::Owner.as_str()),
+                        memberships::role.eq(Role::Owner),
                     ))
                     .execute(conn)
                     .await?;
-                load_view(conn, id, Role::Owner).await
+                views::load_organization(conn, id, Role::Owner).await
             }
             .scope_boxed()
         })
@@ -208,7 +170,9 @@ pub async fn get(
     let organization = path.into_inner();
     let mut conn = state.conn().await?;
     let role = require_org(&mut conn, caller.user_id, organization, Role::Member).await?;
-    Ok(web::Json(load_view(&mut conn, organization, role).await?))
+    Ok(web::Json(
+        views::load_organization(&mut conn, organization, role).await?,
+    ))
 }
 
 /// Renames an organization (admin).
@@ -241,7 +205,9 @@ pub async fn update(
         .set(organizations::name.eq(&name))
         .execute(&mut conn)
         .await?;
-    Ok(web::Json(load_view(&mut conn, organization, role).await?))
+    Ok(web::Json(
+        views::load_organization(&mut conn, organization, role).await?,
+    ))
 }
 
 async fn load_members(
@@ -264,18 +230,17 @@ async fn load_members(
     if let Some(user) = only {
         query = query.filter(users::id.eq(user));
     }
-    let rows: Vec<(Uuid, String, String, String, DateTime<Utc>)> = query.load(conn).await?;
-    rows.into_iter()
-        .map(|(user_id, email, name, role, joined_at)| {
-            Ok(MemberView {
-                user_id,
-                email,
-                name,
-                role: parse_role(&role)?,
-                joined_at,
-            })
+    let rows: Vec<(Uuid, String, String, Role, DateTime<Utc>)> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, email, name, role, joined_at)| MemberView {
+            user_id,
+            email,
+            name,
+            role,
+            joined_at,
         })
-        .collect()
+        .collect())
 }
 
 /// The members of an organization.
@@ -345,7 +310,7 @@ pub async fn add_member(
         .values((
             memberships::organization_id.eq(organization),
             memberships::user_id.eq(user),
-            memberships::role.eq(body.role.as_str()),
+            memberships::role.eq(body.role),
         ))
         .on_conflict_do_nothing()
         .execute(&mut conn)
@@ -379,7 +344,7 @@ async fn change_membership(
 ) -> Result<Option<MemberView>, ApiError> {
     conn.transaction::<_, ApiError, _>(|conn| {
         async move {
-            let members: Vec<(Uuid, String)> = memberships::table
+            let members: Vec<(Uuid, Role)> = memberships::table
                 .filter(memberships::organization_id.eq(organization))
                 .select((memberships::user_id, memberships::role))
                 .for_update()
@@ -388,10 +353,9 @@ async fn change_membership(
             let target_role = members
                 .iter()
                 .find(|(user, _)| *user == target)
-                .map(|(_, role)| parse_role(role))
-                .transpose()?
+                .map(|(_, role)| *role)
                 .ok_or(ApiError::Missing("member"))?;
-            let owners = members.iter().filter(|(_, role)| role == "owner").count();
+            let owners = members.iter().filter(|(_, role)| *role == Role::Owner).count();
             let loses_owner = target_role == Role::Owner && !matches!(change, Change::SetRole(Role::Owner));
             if loses_owner && owners <= 1 {
                 return Err(ApiError::Conflict {
@@ -409,7 +373,7 @@ async fn change_membership(
                 }
                 Change::SetRole(role) => {
                     diesel::update(row)
-                        .set(memberships::role.eq(role.as_str()))
+                        .set(memberships::role.eq(role))
                         .execute(conn)
                         .await?;
                     Ok(load_members(conn, organization, Some(target)).await?.pop())
@@ -422,15 +386,14 @@ async fn change_membership(
 }
 
 async fn target_role(conn: &mut AsyncPgConnection, organization: Uuid, target: Uuid) -> Result<Role, ApiError> {
-    let role: String = memberships::table
+    memberships::table
         .filter(memberships::organization_id.eq(organization))
         .filter(memberships::user_id.eq(target))
         .select(memberships::role)
         .first(conn)
         .await
         .optional()?
-        .ok_or(ApiError::Missing("member"))?;
-    parse_role(&role)
+        .ok_or(ApiError::Missing("member"))
 }
 
 /// Changes a member's role (admin; owner when the owner role is granted or taken).

@@ -14,16 +14,15 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bytea, Uuid as SqlUuid};
 use diesel_async::scoped_futures::ScopedFutureExt;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::accounts::check_name;
 use super::authorization::{require_org, require_project, AuthUser, ProjectRow, Role};
-use super::ManagementState;
+use super::fields::check_name;
+use super::{tenancy, ManagementState};
 use crate::error::ApiError;
 use pulse_shared::schema::{memberships, organizations, projects};
 
@@ -326,54 +325,11 @@ pub async fn delete(
     let (row, _) = require_project(&mut conn, caller.user_id, path.into_inner(), Role::Admin).await?;
     let project = row.id;
     let hashes = conn
-        .transaction::<_, ApiError, _>(|conn| async move { mark_deleted(conn, &[project]).await }.scope_boxed())
+        .transaction::<_, ApiError, _>(|conn| {
+            async move { tenancy::mark_deleted(conn, &[project]).await }.scope_boxed()
+        })
         .await?;
     state.evict_keys(&hashes).await;
     tracing::info!(project_id = %project, keys_revoked = hashes.len(), "Project deleted; purge pending");
     Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(QueryableByName)]
-struct RevokedHash {
-    #[diesel(sql_type = Bytea)]
-    key_hash: Vec<u8>,
-}
-
-/// Marks live projects deleted (renamed so the name can be reused) and revokes their keys.
-/// Returns the hashes of the keys it revoked. Run it inside a transaction.
-pub async fn mark_deleted(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Vec<u8>>, ApiError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    diesel::sql_query(
-        "UPDATE projects SET deleted_at = now(), name = 'deleted-' || id::text \
-         WHERE id = ANY($1) AND deleted_at IS NULL",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .execute(conn)
-    .await?;
-    let revoked: Vec<RevokedHash> = diesel::sql_query(
-        "UPDATE api_keys SET revoked_at = now() WHERE project_id = ANY($1) AND revoked_at IS NULL RETURNING key_hash",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .load(conn)
-    .await?;
-    Ok(revoked.into_iter().map(|row| row.key_hash).collect())
-}
-
-/// [`mark_deleted`] for every live project of the given organizations.
-pub async fn mark_deleted_in_organizations(
-    conn: &mut AsyncPgConnection,
-    organizations: &[Uuid],
-) -> Result<Vec<Vec<u8>>, ApiError> {
-    if organizations.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = projects::table
-        .filter(projects::organization_id.eq_any(organizations))
-        .filter(projects::deleted_at.is_null())
-        .select(projects::id)
-        .load(conn)
-        .await?;
-    mark_deleted(conn, &ids).await
 }

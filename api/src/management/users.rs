@@ -6,30 +6,19 @@
 //! `LAST_OWNER`: promote another owner first). Memberships and sessions go with the account.
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::scoped_futures::ScopedFutureExt;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde::{Deserialize, Serialize};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{check_name, normalize_email};
-use super::authorization::AuthUser;
-use super::{projects, ManagementState};
+use super::authorization::{AuthUser, Role};
+use super::fields::{check_name, normalize_email};
+use super::views::{self, UserView};
+use super::{tenancy, ManagementState};
 use crate::error::ApiError;
 use pulse_shared::schema::{memberships, organizations, users};
-
-/// A user as the api shows it (never the password hash).
-#[derive(Debug, Clone, Serialize, Queryable, Selectable, ToSchema)]
-#[diesel(table_name = users)]
-#[schema(example = json!({"id": "0192f0c1-7a3e-7000-8000-00000000a001", "email": "ada@example.com", "name": "Ada", "created_at": "2026-11-23T10:00:00Z"}))]
-pub struct UserView {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
 
 /// `PATCH /v1/users/me`: fields to change.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,17 +29,6 @@ pub struct UpdateMe {
     pub name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
-}
-
-/// Loads a user's public view.
-pub async fn load(conn: &mut AsyncPgConnection, user: Uuid) -> Result<UserView, ApiError> {
-    users::table
-        .find(user)
-        .select(UserView::as_select())
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(ApiError::Unauthorized("this account no longer exists"))
 }
 
 /// The caller's account.
@@ -66,7 +44,7 @@ pub async fn load(conn: &mut AsyncPgConnection, user: Uuid) -> Result<UserView, 
 )]
 pub async fn me(caller: AuthUser, state: web::Data<ManagementState>) -> Result<web::Json<UserView>, ApiError> {
     let mut conn = state.conn().await?;
-    Ok(web::Json(load(&mut conn, caller.user_id).await?))
+    Ok(web::Json(views::load_user(&mut conn, caller.user_id).await?))
 }
 
 /// Changes the caller's name or email.
@@ -109,7 +87,7 @@ pub async fn update_me(
         }
         other => other?,
     };
-    Ok(web::Json(load(&mut conn, caller.user_id).await?))
+    Ok(web::Json(views::load_user(&mut conn, caller.user_id).await?))
 }
 
 /// Deletes the caller's account.
@@ -132,7 +110,7 @@ pub async fn delete_me(caller: AuthUser, state: web::Data<ManagementState>) -> R
             async move {
                 // Lock the caller's memberships' organizations so that concurrent membership
                 // changes cannot leave an organization without an owner.
-                let orgs: Vec<(Uuid, String)> = memberships::table
+                let orgs: Vec<(Uuid, Role)> = memberships::table
                     .filter(memberships::user_id.eq(user))
                     .select((memberships::organization_id, memberships::role))
                     .for_update()
@@ -140,7 +118,7 @@ pub async fn delete_me(caller: AuthUser, state: web::Data<ManagementState>) -> R
                     .await?;
                 let mut alone_in = Vec::new();
                 for (organization, role) in orgs {
-                    let members: Vec<String> = memberships::table
+                    let members: Vec<Role> = memberships::table
                         .filter(memberships::organization_id.eq(organization))
                         .select(memberships::role)
                         .for_update()
@@ -148,7 +126,7 @@ pub async fn delete_me(caller: AuthUser, state: web::Data<ManagementState>) -> R
                         .await?;
                     if members.len() == 1 {
                         alone_in.push(organization);
-                    } else if role == "owner" && members.iter().filter(|r| *r == "owner").count() == 1 {
+                    } else if role == Role::Owner && members.iter().filter(|r| **r == Role::Owner).count() == 1 {
                         return Err(ApiError::Conflict {
                             code: "LAST_OWNER",
                             message: format!(
@@ -161,7 +139,7 @@ pub async fn delete_me(caller: AuthUser, state: web::Data<ManagementState>) -> R
                     .set(organizations::deleted_at.eq(diesel::dsl::now))
                     .execute(conn)
                     .await?;
-                let hashes = projects::mark_deleted_in_organizations(conn, &alone_in).await?;
+                let hashes = tenancy::mark_deleted_in_organizations(conn, &alone_in).await?;
                 diesel::delete(users::table.find(user)).execute(conn).await?;
                 Ok(hashes)
             }

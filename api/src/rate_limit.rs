@@ -1,10 +1,9 @@
-//! In-memory token buckets: per API key for ingest, per client IP and per account for login.
+//! In-memory token buckets, the mechanism behind every limit of the api: per API key for ingest
+//! ([`crate::ingest::limit`]), per client IP and per account for login
+//! ([`crate::management::login_limit`]).
 //!
 //! A bucket holds at most `capacity` tokens and refills continuously at `refill_per_sec`; a
 //! request takes one token or is refused with the time until one is back (`Retry-After`).
-//! Ingest buckets hold one second's worth of the key's project limit
-//! (`projects.ingest_rate_limit_per_sec`, else `PULSE_INGEST_RATE_LIMIT_PER_SEC`), counted in
-//! requests (a batch is one request). Login buckets hold a minute's worth.
 //!
 //! Buckets live in each api replica's memory, on purpose: the check costs a mutex and a few
 //! float operations, with no network round trip on the ingest hot path, and it keeps working
@@ -14,24 +13,16 @@
 //! (PostgreSQL or Redis) would make the limit exact at the price of a round trip per request.
 //!
 //! Idle buckets are dropped once they would be full again, so memory follows the number of keys
-//! and IPs active in the last few seconds (ingest) or minute (login), not all that ever came.
+//! and IPs active recently, not all that ever came.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, ResponseError};
-use uuid::Uuid;
 
-use crate::auth::SCOPE_INGEST;
 use crate::error::ApiError;
-use crate::ingest::IngestState;
-use crate::management::ManagementState;
 
 /// Maps grow to this many buckets before idle ones are swept.
 const SWEEP_ABOVE: usize = 10_000;
@@ -146,119 +137,14 @@ impl<K: Eq + Hash + Clone> Limiter<K> {
     }
 }
 
-/// Per API key ingest limiter, shared by the actix workers of one replica.
-pub struct IngestLimiter {
-    buckets: Limiter<Uuid>,
-    default_per_sec: u32,
-}
-
-impl IngestLimiter {
-    /// `default_per_sec` applies to projects without their own limit.
-    pub fn new(default_per_sec: u32) -> Self {
-        Self {
-            buckets: Limiter::default(),
-            default_per_sec,
-        }
-    }
-
-    /// Takes one request from `key_id`'s bucket; `project_limit` is the project's setting.
-    pub fn check(&self, key_id: Uuid, project_limit: Option<i32>, now: Instant) -> Decision {
-        let rate = project_limit
-            .and_then(|limit| u32::try_from(limit).ok())
-            .filter(|limit| *limit > 0)
-            .unwrap_or(self.default_per_sec);
-        let rate = f64::from(rate);
-        self.buckets.check(&key_id, rate, rate, now)
-    }
-}
-
-/// Login limits: per client IP (login and register) and per account (login).
-pub struct LoginLimiter {
-    by_ip: Limiter<std::net::IpAddr>,
-    by_account: Limiter<String>,
-    per_min_ip: u32,
-    per_min_account: u32,
-}
-
-impl LoginLimiter {
-    pub fn new(per_min_ip: u32, per_min_account: u32) -> Self {
-        Self {
-            by_ip: Limiter::default(),
-            by_account: Limiter::default(),
-            per_min_ip,
-            per_min_account,
-        }
-    }
-
-    /// One attempt from `ip`: refused with 429 when the IP's minute budget is spent.
-    pub fn check_ip(&self, ip: Option<std::net::IpAddr>) -> Result<(), ApiError> {
-        let Some(ip) = ip else { return Ok(()) };
-        let per_min = f64::from(self.per_min_ip);
-        refuse_if_denied(self.by_ip.check(&ip, per_min, per_min / 60.0, Instant::now()))
-    }
-
-    /// One login attempt for `email` (normalized).
-    pub fn check_account(&self, email: &str) -> Result<(), ApiError> {
-        let per_min = f64::from(self.per_min_account);
-        refuse_if_denied(
-            self.by_account
-                .check(&email.to_owned(), per_min, per_min / 60.0, Instant::now()),
-        )
-    }
-}
-
-fn refuse_if_denied(decision: Decision) -> Result<(), ApiError> {
+/// `Ok` when `decision` allowed the request, else 429 with its `Retry-After`.
+pub fn refuse_if_denied(decision: Decision) -> Result<(), ApiError> {
     if decision.allowed {
         Ok(())
     } else {
         Err(ApiError::RateLimited {
             retry_after_secs: decision.retry_after_secs,
         })
-    }
-}
-
-/// Middleware of the ingest routes: a request whose API key is valid takes a token from the
-/// key's bucket or is answered 429 with `Retry-After`; every such answer carries the
-/// `RateLimit-*` headers. Requests without a valid key pass through untouched, so the handler
-/// answers them as usual (401/403/503). The authenticated key record is left in the request's
-/// extensions, so the handler does not look the key up a second time.
-pub async fn ingest_middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let decision = match (
-        req.app_data::<web::Data<IngestState>>(),
-        req.app_data::<web::Data<ManagementState>>(),
-    ) {
-        (Some(state), Some(management)) => match state.auth.authenticate(req.headers(), SCOPE_INGEST).await {
-            Ok(record) => {
-                let decision =
-                    management
-                        .ingest_limiter
-                        .check(record.key_id, record.rate_limit_per_sec, Instant::now());
-                req.extensions_mut().insert(record);
-                Some(decision)
-            }
-            Err(_) => None,
-        },
-        _ => None,
-    };
-    match decision {
-        Some(decision) if !decision.allowed => {
-            let mut response = ApiError::RateLimited {
-                retry_after_secs: decision.retry_after_secs,
-            }
-            .error_response();
-            decision.apply(response.headers_mut());
-            Ok(req.into_response(response).map_into_right_body())
-        }
-        decision => {
-            let mut response = next.call(req).await?;
-            if let Some(decision) = decision {
-                decision.apply(response.headers_mut());
-            }
-            Ok(response.map_into_left_body())
-        }
     }
 }
 
@@ -296,20 +182,6 @@ mod tests {
         let refused = limiter.check(&1, 1.0, 1.0 / 60.0, now);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after_secs, 60);
-    }
-
-    #[test]
-    fn ingest_limit_uses_project_setting_else_default() {
-        let limiter = IngestLimiter::new(1_000);
-        let now = Instant::now();
-        let key = Uuid::now_v7();
-        assert_eq!(limiter.check(key, None, now).limit, 1_000);
-        // The lowered limit caps the bucket at 2 tokens: two requests pass, the third waits.
-        assert_eq!(limiter.check(key, Some(2), now).limit, 2);
-        assert!(limiter.check(key, Some(2), now).allowed);
-        let refused = limiter.check(key, Some(2), now);
-        assert!(!refused.allowed, "{refused:?}");
-        assert_eq!(limiter.check(Uuid::now_v7(), Some(0), now).limit, 1_000);
     }
 
     #[test]

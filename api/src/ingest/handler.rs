@@ -24,11 +24,12 @@ use rdkafka::message::{Header, OwnedHeaders};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::body;
+use super::limit::IngestLimiter;
+use super::validate::{self, Invalid, Rejection, EVENT_REJECTED};
 use crate::auth::{Auth, KeyRecord, SCOPE_INGEST};
-use crate::body;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::validate::{self, Invalid, Rejection, EVENT_REJECTED};
 
 /// What the ingest handlers share across actix workers.
 pub struct IngestState {
@@ -38,6 +39,8 @@ pub struct IngestState {
     pub topic: String,
     pub max_body_bytes: usize,
     pub max_batch_events: usize,
+    /// Per API key token buckets of this replica.
+    pub limiter: IngestLimiter,
     /// `Retry-After` of a 503 for Kafka trouble: the produce timeout, rounded up.
     pub retry_after_secs: u64,
     /// `envelope::VERSION_HEADER` with this build's version, cloned onto each message.
@@ -51,6 +54,7 @@ impl IngestState {
         topic: String,
         max_body_bytes: usize,
         max_batch_events: usize,
+        default_rate_per_sec: u32,
     ) -> Self {
         let timeout = producer.timeout();
         let retry_after_secs = (timeout.as_millis().div_ceil(1000) as u64).max(1);
@@ -65,6 +69,7 @@ impl IngestState {
             topic,
             max_body_bytes,
             max_batch_events,
+            limiter: IngestLimiter::new(default_rate_per_sec),
             retry_after_secs,
             headers,
         }
