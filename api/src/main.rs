@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         match (command, serve_config) {
             (Command::Serve, Some((api, kafka, auth))) => serve::run(api, database, kafka, auth).await,
             (Command::Migrate, _) => {
-                let applied = db::migrate(&database.url, serve::PARTITIONS_AHEAD_DAYS).await?;
+                let applied = db::migrate(&database).await?;
                 if applied.is_empty() {
                     println!("no pending migrations");
                 }
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
                 },
                 _,
             ) => {
-                db::migrate(&database.url, serve::PARTITIONS_AHEAD_DAYS).await?;
+                db::migrate(&database).await?;
                 let created = admin::create_project(&database, &org, &name).await?;
                 println!("{}", serde_json::to_string(&created)?);
                 Ok(())

@@ -943,6 +943,8 @@ async fn bad_input_is_an_envelope_never_a_500() {
 #[tokio::test]
 async fn deleted_project_is_purged_in_the_background() {
     let stack = Stack::start(&[("PULSE_PURGE_BATCH_SIZE", "10")]).await;
+    // The api only marks the project deleted; the scheduler's purge job removes it.
+    let _scheduler = PulseProcess::scheduler(&stack.env).await;
     let user = stack.register("purge@example.com").await;
     let project = stack.project(&user, json!({})).await;
     let keep = stack.project(&user, json!({})).await;
@@ -997,6 +999,7 @@ async fn deleted_project_is_purged_in_the_background() {
 #[tokio::test]
 async fn deleting_an_account_removes_its_solo_organizations() {
     let stack = Stack::start(&[]).await;
+    let _scheduler = PulseProcess::scheduler(&stack.env).await;
     let user = stack.register("leaving@example.com").await;
     let project = stack.project(&user, json!({})).await;
     let (_, key) = stack.key(&user, project, json!({})).await;

@@ -112,7 +112,7 @@ pub async fn run(admin_url: &str, rows: u64, batch: usize) -> Result<BaselineRep
 }
 
 async fn phases(url: &str, rows: u64, batch: usize) -> Result<BaselineReport> {
-    pulse_shared::db::migrate(url, 7)
+    pulse_shared::db::migrate_url(url, 7)
         .await
         .context("migrating the scratch database")?;
     let client = connect(url).await?;

@@ -1,13 +1,13 @@
-//! `pulse-scheduler`: runs Pulse's periodic maintenance. Today that is keeping the daily
-//! `events` partitions created ahead of need; retention and uptime checks (with apalis, once per
-//! due time across replicas) come with their own issues. Serves `/healthz`, `/readyz` and
-//! `/metrics` on `PULSE_SCHEDULER_ADDR`.
+//! `pulse-scheduler`: runs Pulse's background work, so api replicas only serve requests:
+//! keeping the daily `events` partitions created ahead of need and purging deleted projects
+//! (`jobs/`); retention and uptime checks (with apalis, once per due time across replicas) come
+//! with their own issues. Serves `/healthz`, `/readyz` and `/metrics` on `PULSE_SCHEDULER_ADDR`.
 
 use pulse_shared::config::{self, DatabaseConfig, KafkaConfig, LogConfig, SchedulerConfig};
 use pulse_shared::kafka::probe::KafkaProbe;
-use pulse_shared::{db, ops, shutdown, telemetry};
+use pulse_shared::{db, ops, shutdown, startup, telemetry};
 
-mod partitions;
+mod jobs;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,8 +19,10 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&log);
 
     let stop = shutdown::on_signal();
-    let applied = db::migrate(&database.url, scheduler.partitions_ahead_days).await?;
-    tracing::info!(applied = applied.len(), "Migrations applied");
+    if startup::migrate(&database, &stop, None).await?.is_none() {
+        tracing::info!("Stopped during start-up");
+        return Ok(());
+    }
     let pool = db::build_pool(&database, "pulse-scheduler")?;
     let readiness = ops::Readiness::new(pool.clone(), KafkaProbe::new(&kafka)?);
     let server = ops::serve(scheduler.addr, readiness.clone())?;
@@ -28,7 +30,18 @@ async fn main() -> anyhow::Result<()> {
     let server_task = tokio::spawn(server);
     tracing::info!(addr = %scheduler.addr, "Scheduler started");
 
-    partitions::run(&pool, scheduler.partitions_ahead_days, stop.clone()).await;
+    let partitions = tokio::spawn(jobs::partitions::run(
+        pool.clone(),
+        database.partitions_ahead_days,
+        stop.clone(),
+    ));
+    let purge = tokio::spawn(jobs::purge::run(
+        pool,
+        scheduler.purge_interval,
+        scheduler.purge_batch_size,
+        stop.clone(),
+    ));
+    let _ = tokio::join!(partitions, purge);
 
     readiness.start_draining();
     server_handle.stop(true).await;

@@ -11,6 +11,7 @@
 //! | `PULSE_DATABASE_POOL_SIZE` | `16` | connections per process |
 //! | `PULSE_DATABASE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection |
 //! | `PULSE_DATABASE_STATEMENT_TIMEOUT_MS` | `30000` | `statement_timeout` of every connection |
+//! | `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` | `7` | daily `events` partitions kept created ahead of today (by every binary's migration at start, then hourly by the scheduler) |
 //! | `PULSE_KAFKA_BROKERS` | `127.0.0.1:9092` | bootstrap servers (`bootstrap.servers`) |
 //! | `PULSE_KAFKA_OPTIONS` | (empty) | extra librdkafka settings, `key=value` pairs separated by `;` (TLS, SASL, …) |
 //! | `PULSE_TOPIC_PREFIX` | `pulse.` | prefix of every topic name (`pulse.events`, `pulse.events.dlq`) |
@@ -34,7 +35,7 @@
 //! | `PULSE_LOGIN_RATE_PER_MIN_ACCOUNT` | `10` | login attempts per account (email) per minute, per replica |
 //! | `PULSE_INGEST_RATE_LIMIT_PER_SEC` | `10000` | ingest requests per second per API key and replica, when the project sets none (burst: one second's worth) |
 //! | `PULSE_API_KEY_ROTATION_GRACE_SECS` | `86400` | default time a rotated API key keeps working |
-//! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the api looks for deleted projects to purge |
+//! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the scheduler looks for deleted projects to purge |
 //! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
 //! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
@@ -43,7 +44,6 @@
 //! | `PULSE_WORKER_BATCH_WAIT_MS` | `50` | longest wait to fill a batch |
 //! | `PULSE_WORKER_RETRY_MAX_MS` | `30000` | longest back-off between database retries |
 //! | `PULSE_SCHEDULER_ADDR` | `127.0.0.1:9102` | scheduler health and metrics address |
-//! | `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` | `7` | daily `events` partitions kept created ahead of today |
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -129,6 +129,8 @@ pub struct DatabaseConfig {
     pub pool_timeout: Duration,
     /// `statement_timeout` set on every connection.
     pub statement_timeout: Duration,
+    /// Daily `events` partitions made sure to exist ahead of today.
+    pub partitions_ahead_days: i32,
 }
 
 impl DatabaseConfig {
@@ -145,6 +147,7 @@ impl DatabaseConfig {
             pool_size: positive("PULSE_DATABASE_POOL_SIZE", 16)?,
             pool_timeout: millis("PULSE_DATABASE_POOL_TIMEOUT_MS", 5_000)?,
             statement_timeout: millis("PULSE_DATABASE_STATEMENT_TIMEOUT_MS", 30_000)?,
+            partitions_ahead_days: positive("PULSE_EVENT_PARTITIONS_AHEAD_DAYS", 7)?,
         })
     }
 }
@@ -310,10 +313,6 @@ pub struct AuthConfig {
     pub default_ingest_rate_per_sec: u32,
     /// Default grace period of a rotated API key.
     pub rotation_grace: Duration,
-    /// How often the purge of deleted projects runs.
-    pub purge_interval: Duration,
-    /// Events deleted per purge transaction.
-    pub purge_batch_size: i64,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -326,8 +325,6 @@ impl std::fmt::Debug for AuthConfig {
             .field("login_rate_per_min_account", &self.login_rate_per_min_account)
             .field("default_ingest_rate_per_sec", &self.default_ingest_rate_per_sec)
             .field("rotation_grace", &self.rotation_grace)
-            .field("purge_interval", &self.purge_interval)
-            .field("purge_batch_size", &self.purge_batch_size)
             .finish()
     }
 }
@@ -360,8 +357,6 @@ impl AuthConfig {
                 24 * 3600,
                 "a number of seconds",
             )?),
-            purge_interval: Duration::from_secs(positive("PULSE_PURGE_INTERVAL_SECS", 5)?),
-            purge_batch_size: positive("PULSE_PURGE_BATCH_SIZE", 5_000)?,
         })
     }
 }
@@ -394,14 +389,18 @@ impl WorkerConfig {
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     pub addr: SocketAddr,
-    pub partitions_ahead_days: i32,
+    /// How often the purge of deleted projects looks for work when idle.
+    pub purge_interval: Duration,
+    /// Events deleted per purge transaction.
+    pub purge_batch_size: i64,
 }
 
 impl SchedulerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             addr: socket_addr("PULSE_SCHEDULER_ADDR", "127.0.0.1:9102")?,
-            partitions_ahead_days: positive("PULSE_EVENT_PARTITIONS_AHEAD_DAYS", 7)?,
+            purge_interval: Duration::from_secs(positive("PULSE_PURGE_INTERVAL_SECS", 5)?),
+            purge_batch_size: positive("PULSE_PURGE_BATCH_SIZE", 5_000)?,
         })
     }
 }

@@ -70,8 +70,13 @@ pub async fn ping(pool: &DbPool) -> Result<()> {
 }
 
 /// Applies pending migrations under a session advisory lock and makes sure the daily event
-/// partitions exist `partitions_ahead_days` ahead. Returns the versions it applied.
-pub async fn migrate(url: &str, partitions_ahead_days: i32) -> Result<Vec<String>> {
+/// partitions exist `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` ahead. Returns the versions it applied.
+pub async fn migrate(database: &DatabaseConfig) -> Result<Vec<String>> {
+    migrate_url(&database.url, database.partitions_ahead_days).await
+}
+
+/// [`migrate`] for a bare URL (test databases, the benchmark's scratch database).
+pub async fn migrate_url(url: &str, partitions_ahead_days: i32) -> Result<Vec<String>> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || migrate_blocking(&url, partitions_ahead_days))
         .await

@@ -2,6 +2,7 @@
 //! error type, database pool and migrations, schema and models, the Kafka envelope and clients,
 //! logging, metrics, operational endpoints and signal handling. One module per concern.
 
+pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod envelope;
@@ -13,6 +14,7 @@ pub mod models;
 pub mod ops;
 pub mod schema;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -86,7 +86,7 @@ async fn template() -> &'static str {
                     .batch_execute(&format!("CREATE DATABASE {building}"))
                     .await
                     .expect("create template");
-                pulse_shared::db::migrate(&url_for(&building), 7)
+                pulse_shared::db::migrate_url(&url_for(&building), 7)
                     .await
                     .expect("migrate template");
                 admin

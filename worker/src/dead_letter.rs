@@ -17,9 +17,9 @@ use pulse_shared::kafka::producer::{AckProducer, Outgoing};
 use rdkafka::message::{Header, OwnedHeaders};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{self, Backoff};
 use crate::batch::DeadLetter;
 use crate::metrics;
+use pulse_shared::backoff::{self, Backoff};
 
 pub const REASON_HEADER: &str = "pulse-dlq-reason";
 pub const SOURCE_TOPIC_HEADER: &str = "pulse-source-topic";

@@ -19,8 +19,8 @@ pub enum Error {
     Database(#[from] diesel::result::Error),
     #[error("database did not answer within {0:?}")]
     DatabaseTimeout(Duration),
-    #[error("kafka did not answer within {0:?}")]
-    KafkaTimeout(Duration),
+    #[error("start-up: {0}")]
+    Startup(#[from] pulse_shared::backoff::GaveUp),
     #[error("health server: {0}")]
     Io(#[from] std::io::Error),
     #[error("persist task failed: {0}")]

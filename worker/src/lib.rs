@@ -3,15 +3,16 @@
 //! stores Kafka offsets only after the database committed. How and why: docs/worker.md.
 //!
 //! Modules, one job each:
-//! - [`startup`]: migrations and topics, waiting for PostgreSQL and the broker;
 //! - [`consumer`] and [`context`]: the Kafka consumer, offset storing, rebalance and stats
 //!   callbacks; [`idle_watch`]: re-joins the group when a broker leaves this consumer idle;
 //! - [`pipeline`]: the loop — gather a batch, persist it, store offsets, shut down cleanly;
 //! - [`batch`], [`decode`]: what a batch holds, and turning payloads into events;
 //! - [`persist`], [`store`], [`dead_letter`]: writing a batch with retries, the SQL, the DLQ;
-//! - [`backoff`], [`metrics`], [`error`]: retry delays, Prometheus series, the error type.
+//! - [`metrics`], [`error`]: Prometheus series, the error type.
+//!
+//! Start-up (migrations, topics, waiting for PostgreSQL and the broker until shutdown) and the
+//! back-off of every retry are shared: `pulse_shared::startup`, `pulse_shared::backoff`.
 
-pub mod backoff;
 pub mod batch;
 pub mod consumer;
 pub mod context;
@@ -22,7 +23,6 @@ pub mod idle_watch;
 pub mod metrics;
 pub mod persist;
 pub mod pipeline;
-pub mod startup;
 pub mod store;
 
 use std::sync::Arc;
@@ -33,6 +33,7 @@ use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
 use pulse_shared::kafka::Topics;
 use pulse_shared::ops::{self, Readiness};
+use pulse_shared::startup;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{Error, Result};
@@ -63,8 +64,8 @@ impl Settings {
 pub async fn run(settings: Settings, stop: CancellationToken) -> Result<()> {
     metrics::init();
     let topics = Topics::new(&settings.kafka.topic_prefix);
-    if !startup::migrate(&settings.database.url, &stop).await?
-        || !startup::ensure_topics(&settings.kafka, &topics, &stop).await?
+    if startup::migrate(&settings.database, &stop, None).await?.is_none()
+        || !startup::ensure_topics(&settings.kafka, &topics, &stop, None).await?
     {
         tracing::info!("Shutdown requested during start-up");
         return Ok(());

@@ -15,12 +15,12 @@ use diesel_async::pooled_connection::deadpool::Object;
 use pulse_shared::db::{self, DbPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{self, Backoff};
 use crate::batch::Batch;
 use crate::dead_letter::DeadLetterSink;
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::store::{self, Columns, Written};
+use pulse_shared::backoff::{self, Backoff};
 
 /// Slack past `statement_timeout` before an attempt is given up as hung.
 const ATTEMPT_MARGIN: Duration = Duration::from_secs(5);

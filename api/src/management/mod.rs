@@ -6,8 +6,7 @@
 //! [`accounts`] (register, login, refresh, logout, change-password), [`users`] (`/v1/users/me`),
 //! [`organizations`] (organizations and members), [`projects`], [`api_keys`], [`fields`] (name
 //! and email rules), [`views`] (user and organization views), [`tenancy`] (project soft
-//! deletion), [`purge`]
-//! (background deletion of deleted projects), [`login_limit`] (login attempts per IP and
+//! deletion; the scheduler purges later), [`login_limit`] (login attempts per IP and
 //! account), [`openapi`] (`/openapi.json`, `/docs`). The user guide is docs/management.md.
 //!
 //! Routes are declared once, in [`routes!`] below: the same table registers them with actix and
@@ -22,7 +21,6 @@ pub mod openapi;
 pub mod organizations;
 pub mod passwords;
 pub mod projects;
-pub mod purge;
 pub mod tenancy;
 pub mod tokens;
 pub mod users;

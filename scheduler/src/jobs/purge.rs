@@ -7,9 +7,11 @@
 //! CASCADE` on `projects` (API keys and any project-owned table added later). An organization
 //! marked deleted goes once it has no project left.
 //!
-//! The job is durable: its state is the `deleted_at` columns, so an api restart resumes it. It
-//! runs in every api replica; each step claims its project with `FOR UPDATE SKIP LOCKED`, so
-//! replicas never work on the same project at the same moment and share the work.
+//! The job is durable: its state is the `deleted_at` columns, so a scheduler restart resumes it.
+//! It runs in every scheduler replica; each step claims its project with `FOR UPDATE SKIP
+//! LOCKED`, so replicas never work on the same project at the same moment and share the work.
+//! Counted in `pulse_scheduler_runs_total{job="purge"}`: `ok` per project or organization
+//! removed, `error` per failed step.
 
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use pulse_shared::db::{self, DbPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use super::RUNS;
 
 /// Pause after a failed step.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
@@ -138,12 +142,18 @@ pub async fn run(pool: DbPool, interval: Duration, batch_size: i64, stop: Cancel
                 Duration::ZERO
             }
             Ok(Step::ProjectRemoved) => {
+                RUNS.with_label_values(&["purge", "ok"]).inc();
                 tracing::info!(events, "Purge finished a project");
                 events = 0;
                 Duration::ZERO
             }
-            Ok(Step::EventIds(_) | Step::OrganizationRemoved) => Duration::ZERO,
+            Ok(Step::OrganizationRemoved) => {
+                RUNS.with_label_values(&["purge", "ok"]).inc();
+                Duration::ZERO
+            }
+            Ok(Step::EventIds(_)) => Duration::ZERO,
             Err(error) => {
+                RUNS.with_label_values(&["purge", "error"]).inc();
                 tracing::warn!(error = %error, "Purge step failed; retrying");
                 ERROR_BACKOFF
             }

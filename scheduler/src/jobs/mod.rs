@@ -1,0 +1,26 @@
+//! The scheduler's jobs, one file each, and what they share: the run counter
+//! `pulse_scheduler_runs_total{job, outcome}`.
+//!
+//! - [`partitions`]: daily `events` partitions kept created `PULSE_EVENT_PARTITIONS_AHEAD_DAYS`
+//!   ahead, every hour;
+//! - [`purge`]: deleted projects and organizations removed in bounded batches.
+//!
+//! Both are safe with several replicas today: partition creation is idempotent under an
+//! advisory lock, and each purge step claims its project with `FOR UPDATE SKIP LOCKED`.
+
+pub mod partitions;
+pub mod purge;
+
+use std::sync::LazyLock;
+
+use prometheus::{register_int_counter_vec, IntCounterVec};
+
+/// Job runs by job and outcome (`ok`, `error`).
+pub static RUNS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "pulse_scheduler_runs_total",
+        "Scheduled job runs by job and outcome",
+        &["job", "outcome"]
+    )
+    .expect("metric registers once")
+});
