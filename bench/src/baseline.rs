@@ -6,7 +6,7 @@
 //! 1. `copy`: one binary `COPY events FROM STDIN` of all rows, one transaction. The limit.
 //! 2. `copy_tx_<batch>`: binary COPY, one transaction per `batch` rows (the worker's commit size).
 //! 3. `worker_insert_<batch>`: exactly what the persist worker does per batch, by calling its
-//!    code (`pulse_worker::store::write`, one statement = one transaction): ids into
+//!    code (`pulse_worker::persist::store::write`, one statement = one transaction): ids into
 //!    `event_ids` with `ON CONFLICT DO NOTHING`, then the rows whose id was new into `events`,
 //!    all from binary arrays via `unnest`.
 //!
@@ -21,7 +21,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::pin_mut;
 use pulse_shared::envelope::EventEnvelope;
 use pulse_shared::models::Event;
-use pulse_worker::store::{self, Columns};
+use pulse_worker::persist::store::{self, Columns};
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};

@@ -1,31 +1,24 @@
-//! `pulse-worker`: the persist consumer group. Reads event envelopes from `<prefix>events`,
-//! stores each event exactly once in PostgreSQL, dead-letters what it cannot decode, and
-//! stores Kafka offsets only after the database committed. How and why: docs/worker.md.
+//! `pulse-worker`: Pulse's consumer groups. Today one role, `persist` (the default): reads event
+//! envelopes from `<prefix>events`, stores each event exactly once in PostgreSQL, dead-letters
+//! what it cannot decode, and stores Kafka offsets only after the database committed. How and
+//! why: docs/worker.md. A second role (`notify`: webhook and email deliveries, alert
+//! evaluation) is another [`kafka::pipeline::Handler`] on the same loop.
 //!
 //! Modules, one job each:
-//! - [`consumer`] and [`context`]: the Kafka consumer, offset storing, rebalance and stats
-//!   callbacks; [`idle_watch`]: re-joins the group when a broker leaves this consumer idle;
-//! - [`pipeline`]: the loop — gather a batch, persist it, store offsets, shut down cleanly;
-//! - [`batch`], [`decode`]: what a batch holds, and turning payloads into events;
-//! - [`persist`], [`store`], [`dead_letter`]: writing a batch with retries, the SQL, the DLQ;
+//! - [`kafka`]: what every group shares — the consumer, its callbacks, the loop with its
+//!   in-flight queue and ordered offset storing, the idle watch;
+//! - [`persist`]: the persist group's handler — decode, batch, write with retries, SQL, DLQ;
 //! - [`metrics`], [`error`]: Prometheus series, the error type.
 //!
 //! Start-up (migrations, topics, waiting for PostgreSQL and the broker until shutdown) and the
 //! back-off of every retry are shared: `pulse_shared::startup`, `pulse_shared::backoff`.
 
-pub mod batch;
-pub mod consumer;
-pub mod context;
-pub mod dead_letter;
-pub mod decode;
 pub mod error;
-pub mod idle_watch;
+pub mod kafka;
 pub mod metrics;
 pub mod persist;
-pub mod pipeline;
-pub mod store;
 
-use std::sync::Arc;
+use std::str::FromStr;
 
 use pulse_shared::config::{ConfigError, DatabaseConfig, KafkaConfig, WorkerConfig};
 use pulse_shared::db;
@@ -38,9 +31,29 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::{Error, Result};
 
-use crate::dead_letter::DeadLetterSink;
-use crate::persist::Persister;
-use crate::pipeline::{LoopConfig, Pipeline};
+use crate::kafka::pipeline::LoopConfig;
+use crate::persist::dead_letter::DeadLetterSink;
+use crate::persist::writer::Persister;
+use crate::persist::PersistHandler;
+
+/// Which consumer group this process runs: `pulse-worker [ROLE]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Stores events (group `PULSE_WORKER_GROUP`, default `pulse-persist`).
+    #[default]
+    Persist,
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "persist" => Ok(Self::Persist),
+            other => Err(format!("unknown role {other:?}; roles: persist")),
+        }
+    }
+}
 
 /// Everything the worker reads from the environment.
 #[derive(Debug, Clone)]
@@ -60,8 +73,9 @@ impl Settings {
     }
 }
 
-/// Starts the worker and runs it until `stop` is cancelled and the shutdown finished.
-pub async fn run(settings: Settings, stop: CancellationToken) -> Result<()> {
+/// Starts the worker in `role` and runs it until `stop` is cancelled and the shutdown finished.
+pub async fn run(settings: Settings, role: Role, stop: CancellationToken) -> Result<()> {
+    tracing::info!(?role, "Starting");
     metrics::init();
     let topics = Topics::new(&settings.kafka.topic_prefix);
     if startup::migrate(&settings.database, &stop, None).await?.is_none()
@@ -84,38 +98,37 @@ pub async fn run(settings: Settings, stop: CancellationToken) -> Result<()> {
     });
     tracing::info!(addr = %settings.worker.addr, "Health and metrics endpoints listening");
 
+    let result = match role {
+        Role::Persist => run_persist(&settings, pool, &topics, stop).await,
+    };
+
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    tracing::info!("Worker stopped");
+    result
+}
+
+/// The persist group.
+async fn run_persist(settings: &Settings, pool: db::DbPool, topics: &Topics, stop: CancellationToken) -> Result<()> {
     let dead_letters = DeadLetterSink {
         producer: AckProducer::new(&settings.kafka)?,
         source_topic: topics.events.clone(),
         dlq_topic: topics.events_dlq.clone(),
         retry_max: settings.worker.retry_max,
     };
-    let persister = Arc::new(Persister::new(
+    let persister = Persister::new(
         pool,
         dead_letters,
         settings.worker.retry_max,
         settings.database.statement_timeout,
         stop.clone(),
-    ));
-    let consumer = consumer::subscribe(&settings.kafka, &settings.worker.group, &topics.events)?;
-    tracing::info!(group = %settings.worker.group, topic = %topics.events, "Subscribed");
-    let watch = tokio::spawn(idle_watch::run(
-        Arc::downgrade(&consumer),
-        settings.worker.group.clone(),
-        topics.events.clone(),
-        stop.clone(),
-    ));
+    );
     let config = LoopConfig {
         topic: topics.events.clone(),
         batch_size: settings.worker.batch_size,
         batch_wait: settings.worker.batch_wait,
         shutdown_timeout: settings.worker.shutdown_timeout,
     };
-    let result = Pipeline::new(consumer, persister, config, stop).run().await;
-
-    let _ = watch.await;
-    server_handle.stop(true).await;
-    let _ = server_task.await;
-    tracing::info!("Worker stopped");
-    result
+    let handler = PersistHandler::new(persister, topics.events.clone());
+    kafka::run_group(&settings.kafka, &settings.worker.group, config, handler, stop).await
 }

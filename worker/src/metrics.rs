@@ -92,7 +92,7 @@ pub fn init() {
     LazyLock::force(&EVENTS_CONSUMED);
     LazyLock::force(&EVENTS_PERSISTED);
     LazyLock::force(&EVENTS_DUPLICATE);
-    for reason in crate::decode::REASONS {
+    for reason in crate::persist::decode::REASONS {
         EVENTS_DEAD_LETTERED.with_label_values(&[reason]);
     }
     LazyLock::force(&BATCH_SIZE);

@@ -9,7 +9,9 @@ use chrono::Utc;
 use common::{envelope, wait_stored, worker_env, COMPLETE};
 use pulse_testkit::kafka::header;
 use pulse_testkit::{PulseProcess, TestDb, TestKafka};
-use pulse_worker::dead_letter::{REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER};
+use pulse_worker::persist::dead_letter::{
+    REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER,
+};
 use rdkafka::Message;
 use uuid::Uuid;
 

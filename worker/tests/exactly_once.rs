@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::{assert_exactly_once, envelopes, shared_kafka, stored, wait_stored, worker_env, COMPLETE};
 use pulse_testkit::{PulseProcess, TestDb};
-use pulse_worker::consumer::PersistConsumer;
-use pulse_worker::context::PersistContext;
-use pulse_worker::idle_watch::{self, Verdict};
+use pulse_worker::kafka::consumer::GroupConsumer;
+use pulse_worker::kafka::context::GroupContext;
+use pulse_worker::kafka::idle_watch::{self, Verdict};
 
 const N: usize = 20_000;
 
@@ -146,8 +146,8 @@ async fn two_workers_in_one_group_share_the_work_and_store_each_event_once() {
     // sees every partition owned (a misread assignment would call it starved and re-join).
     let group = env.get("PULSE_WORKER_GROUP").expect("group").to_owned();
     let topic = kafka.topics().events;
-    let observer: PersistConsumer = pulse_shared::kafka::client::consumer(&kafka.config(), &group)
-        .create_with_context(PersistContext::default())
+    let observer: GroupConsumer = pulse_shared::kafka::client::consumer(&kafka.config(), &group)
+        .create_with_context(GroupContext::default())
         .expect("observer");
     let verdict = tokio::task::spawn_blocking(move || idle_watch::check(&observer, &group, &topic))
         .await

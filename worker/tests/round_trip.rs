@@ -11,7 +11,7 @@ use common::{wait_stored, worker_env, COMPLETE};
 use pulse_shared::envelope::EventEnvelope;
 use pulse_shared::models::Event;
 use pulse_testkit::{PulseProcess, TestDb, TestKafka};
-use pulse_worker::store::{self, Columns, Written};
+use pulse_worker::persist::store::{self, Columns, Written};
 use serde_json::json;
 use uuid::Uuid;
 

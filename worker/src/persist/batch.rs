@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use pulse_shared::envelope::EventEnvelope;
 
-use crate::decode::Rejection;
+use super::decode::Rejection;
 
 /// Where a message sits in the events topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! The consumer's librdkafka callbacks: rebalances, commits and statistics.
 //!
-//! They run on the thread that polls the consumer, i.e. inside the persist loop's `recv`, so
+//! They run on the thread that polls the consumer, i.e. inside the consumer loop's `recv`, so
 //! they stay short. On revocation the stored offsets are committed synchronously before the
 //! partitions go, so the next owner starts right after the last committed batch. A batch still
 //! in flight for a revoked partition is not waited for: its offsets can no longer be stored,
-//! the next owner reads those messages again, and the `event_ids` check stores them once.
+//! the next owner reads those messages again (for persist, the `event_ids` check stores them once).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -17,9 +17,9 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::metrics;
 
-/// Callbacks of the persist consumer.
+/// Callbacks of a group's consumer.
 #[derive(Default)]
-pub struct PersistContext {
+pub struct GroupContext {
     /// `(topic, partition)` label pairs of `pulse_consumer_lag` currently exported.
     lag_series: Mutex<HashSet<(String, i32)>>,
 }
@@ -57,7 +57,7 @@ fn is_no_offset(error: &KafkaError) -> bool {
     error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset)
 }
 
-impl ClientContext for PersistContext {
+impl ClientContext for GroupContext {
     /// Exports `consumer_lag` of every partition that has one (assigned and with a committed
     /// or fetched position) and drops the series of partitions that no longer do.
     fn stats(&self, statistics: Statistics) {
@@ -88,7 +88,7 @@ impl ClientContext for PersistContext {
     }
 }
 
-impl ConsumerContext for PersistContext {
+impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(partitions) => {
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn stats_export_lag_and_forget_partitions_that_left() {
-        let context = PersistContext::default();
+        let context = GroupContext::default();
         let mut statistics = Statistics::default();
         let mut topic = rdkafka::statistics::Topic::default();
         for (partition, lag) in [(-1, 9), (0, 42), (1, -1)] {

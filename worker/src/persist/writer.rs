@@ -15,11 +15,11 @@ use diesel_async::pooled_connection::deadpool::Object;
 use pulse_shared::db::{self, DbPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::Batch;
-use crate::dead_letter::DeadLetterSink;
+use super::batch::Batch;
+use super::dead_letter::DeadLetterSink;
+use super::store::{self, Columns, Written};
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::store::{self, Columns, Written};
 use pulse_shared::backoff::{self, Backoff};
 
 /// Slack past `statement_timeout` before an attempt is given up as hung.

@@ -21,7 +21,7 @@ use pulse_shared::metrics::KAFKA_CLIENT_RECOVERIES;
 use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::PersistConsumer;
+use super::consumer::GroupConsumer;
 
 /// Time between two checks; above the session timeout (10 s), so a rebalance that is merely
 /// slow has settled by the second one.
@@ -90,7 +90,7 @@ impl<'a> Reader<'a> {
 }
 
 /// One check against the broker (blocking: run it off the async threads).
-pub fn check(consumer: &PersistConsumer, group: &str, topic: &str) -> Result<Verdict, rdkafka::error::KafkaError> {
+pub fn check(consumer: &GroupConsumer, group: &str, topic: &str) -> Result<Verdict, rdkafka::error::KafkaError> {
     if consumer.assignment()?.count() > 0 {
         return Ok(Verdict::Busy);
     }
@@ -121,7 +121,7 @@ pub fn check(consumer: &PersistConsumer, group: &str, topic: &str) -> Result<Ver
 }
 
 /// Runs the watch until `stop`. `consumer` is weak: once the pipeline closed it, the watch ends.
-pub async fn run(consumer: Weak<PersistConsumer>, group: String, topic: String, stop: CancellationToken) {
+pub async fn run(consumer: Weak<GroupConsumer>, group: String, topic: String, stop: CancellationToken) {
     KAFKA_CLIENT_RECOVERIES.with_label_values(&["consumer"]);
     let mut starved_before = false;
     loop {
@@ -159,7 +159,7 @@ pub async fn run(consumer: Weak<PersistConsumer>, group: String, topic: String, 
 }
 
 /// A fresh JoinGroup: leave by unsubscribing, then subscribe again.
-fn rejoin(consumer: &Arc<PersistConsumer>, topic: &str) {
+fn rejoin(consumer: &Arc<GroupConsumer>, topic: &str) {
     consumer.unsubscribe();
     if let Err(error) = consumer.subscribe(&[topic]) {
         tracing::error!(%error, topic, "Re-subscribing after an idle assignment failed");

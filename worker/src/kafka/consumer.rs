@@ -1,4 +1,4 @@
-//! The persist consumer: creation and subscription, storing offsets after a commit, the
+//! A group's consumer: creation and subscription, storing offsets after a batch settled, the
 //! synchronous commit and the clean close at shutdown.
 //!
 //! Offsets: the client runs with `enable.auto.commit=true` and `enable.auto.offset.store=false`
@@ -21,14 +21,15 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::context::PersistContext;
+use super::context::GroupContext;
 use crate::error::Result;
 
-pub type PersistConsumer = StreamConsumer<PersistContext>;
+/// The consumer every group uses, with Pulse's callbacks.
+pub type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// Creates the consumer in `group` and subscribes it to `topic`.
-pub fn subscribe(config: &KafkaConfig, group: &str, topic: &str) -> Result<Arc<PersistConsumer>> {
-    let consumer: PersistConsumer = client::consumer(config, group).create_with_context(PersistContext::default())?;
+pub fn subscribe(config: &KafkaConfig, group: &str, topic: &str) -> Result<Arc<GroupConsumer>> {
+    let consumer: GroupConsumer = client::consumer(config, group).create_with_context(GroupContext::default())?;
     consumer.subscribe(&[topic])?;
     Ok(Arc::new(consumer))
 }
@@ -36,7 +37,7 @@ pub fn subscribe(config: &KafkaConfig, group: &str, topic: &str) -> Result<Arc<P
 /// Stores `(partition, next offset)` pairs for the next commit. A partition that was revoked
 /// meanwhile cannot be stored (its next owner reads those messages again and the database
 /// keeps them once), which is logged and otherwise harmless.
-pub fn store_offsets(consumer: &PersistConsumer, topic: &str, offsets: &[(i32, i64)]) {
+pub fn store_offsets(consumer: &GroupConsumer, topic: &str, offsets: &[(i32, i64)]) {
     if offsets.is_empty() {
         return;
     }
@@ -66,7 +67,7 @@ pub fn store_offsets(consumer: &PersistConsumer, topic: &str, offsets: &[(i32, i
 }
 
 /// Commits every stored offset and waits for the broker's answer.
-pub async fn commit_sync(consumer: Arc<PersistConsumer>, timeout: Duration) {
+pub async fn commit_sync(consumer: Arc<GroupConsumer>, timeout: Duration) {
     let commit = tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync));
     match tokio::time::timeout(timeout, commit).await {
         Ok(Ok(Ok(()))) => tracing::info!("Committed stored offsets"),
@@ -81,7 +82,7 @@ pub async fn commit_sync(consumer: Arc<PersistConsumer>, timeout: Duration) {
 
 /// Leaves the group: drops the last handle of the consumer, which closes it (revocation
 /// callback, final auto-commit, LeaveGroup). Blocking, so it runs off the async threads.
-pub async fn close(consumer: Arc<PersistConsumer>, timeout: Duration) {
+pub async fn close(consumer: Arc<GroupConsumer>, timeout: Duration) {
     let close = tokio::task::spawn_blocking(move || match Arc::try_unwrap(consumer) {
         Ok(consumer) => drop(consumer),
         Err(_) => tracing::warn!("Consumer still shared at close; it closes when its last handle drops"),

@@ -17,7 +17,7 @@ use pulse_shared::kafka::producer::{AckProducer, Outgoing};
 use rdkafka::message::{Header, OwnedHeaders};
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::DeadLetter;
+use super::batch::DeadLetter;
 use crate::metrics;
 use pulse_shared::backoff::{self, Backoff};
 
@@ -130,8 +130,8 @@ mod tests {
     use rdkafka::message::Headers;
 
     use super::*;
-    use crate::batch::Position;
-    use crate::decode::Rejection;
+    use crate::persist::batch::Position;
+    use crate::persist::decode::Rejection;
 
     fn letter(key: Option<&[u8]>) -> DeadLetter {
         DeadLetter {
