@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::pin_mut;
 use pulse_shared::envelope::EventEnvelope;
-use pulse_shared::models::Event;
+use pulse_shared::event::Event;
 use pulse_worker::persist::store::{self, Columns};
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;

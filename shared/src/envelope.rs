@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::models::Event;
+use crate::event::Event;
 
 /// The envelope version this build writes.
 pub const ENVELOPE_VERSION: u16 = 1;

@@ -1,5 +1,5 @@
 //! Plumbing shared by `pulse-api`, `pulse-worker` and `pulse-scheduler`: configuration, the
-//! error type, database pool and migrations, schema and models, the Kafka envelope and clients,
+//! error type, database pool and migrations, schema, the event and its storage rules, the Kafka envelope and clients,
 //! logging, metrics, operational endpoints and signal handling. One module per concern.
 
 pub mod backoff;
@@ -7,10 +7,10 @@ pub mod config;
 pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod event;
 pub mod kafka;
 pub mod keys;
 pub mod metrics;
-pub mod models;
 pub mod ops;
 pub mod schema;
 pub mod shutdown;

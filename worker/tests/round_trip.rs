@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use common::{wait_stored, worker_env, COMPLETE};
 use pulse_shared::envelope::EventEnvelope;
-use pulse_shared::models::Event;
+use pulse_shared::event::Event;
 use pulse_testkit::{PulseProcess, TestDb, TestKafka};
 use pulse_worker::persist::store::{self, Columns, Written};
 use serde_json::json;

@@ -1,13 +1,15 @@
-//! Every rule an incoming event must follow, in one place (documented in docs/ingest.md, "Event
-//! fields"): parsing the wire JSON into a [`pulse_shared::models::Event`] in one pass, with a
-//! field-level message for the first problem found, and the batch wrapper.
+//! Parsing the wire JSON of an event into a [`pulse_shared::event::Event`] in one pass, with a
+//! field-level message for the first problem found, and the batch wrapper. The field rules
+//! themselves (limits, NUL, objects) live with the event in `pulse_shared::event`, where the
+//! worker's storage check uses them too (documented in docs/ingest.md, "Event fields").
 //!
 //! The event object is read by a hand-written serde visitor rather than a derived struct so that
 //! a wrong type names its field (`duration_ms: invalid type: string "x", expected i64`) without a
 //! second parse through `serde_json::Value`. Unknown and duplicate fields are refused.
 //!
 //! PostgreSQL cannot store the NUL character in `text` or `jsonb`; an event holding one would
-//! be accepted here and then fail in the worker forever, so it is refused here, at the door.
+//! be accepted here and then fail in the worker forever, so it is refused here, at the door
+//! (and the worker dead-letters one that got onto Kafka another way).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,7 +21,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
-use pulse_shared::models::Event;
+use pulse_shared::event::{self, check_object, check_tags, check_text, Event};
+pub use pulse_shared::event::{MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_TAGS, MAX_TAG_CHARS};
 
 /// Code of an event that breaks a rule below.
 pub const INVALID_EVENT: &str = "INVALID_EVENT";
@@ -28,16 +31,6 @@ pub const EVENT_TOO_LARGE: &str = "EVENT_TOO_LARGE";
 /// Code of an event Kafka refused for good.
 pub const EVENT_REJECTED: &str = "EVENT_REJECTED";
 
-/// `event_type`: required, 1 to 200 characters, not only whitespace.
-pub const MAX_EVENT_TYPE_CHARS: usize = 200;
-/// `source`, `user_id`, `session_id`: at most 200 characters.
-pub const MAX_NAME_CHARS: usize = 200;
-/// `priority`, `status`: at most 64 characters.
-pub const MAX_LABEL_CHARS: usize = 64;
-/// `tags`: at most 50 tags.
-pub const MAX_TAGS: usize = 50;
-/// Each tag: 1 to 200 characters.
-pub const MAX_TAG_CHARS: usize = 200;
 /// Largest encoded envelope (the Kafka message), under Kafka's default 1 MB message limit.
 pub const MAX_ENVELOPE_BYTES: usize = 900 * 1024;
 
@@ -382,14 +375,10 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             priority,
             status,
             tags,
-            data: data.unwrap_or_else(empty_object),
-            metadata: metadata.unwrap_or_else(empty_object),
+            data: data.unwrap_or_else(event::empty_object),
+            metadata: metadata.unwrap_or_else(event::empty_object),
         })
     }
-}
-
-fn empty_object() -> Value {
-    Value::Object(serde_json::Map::new())
 }
 
 /// Reads an optional string field into `slot` and returns the rule it breaks, if any.
@@ -401,70 +390,6 @@ fn read_text<'de, A: MapAccess<'de>>(
 ) -> Result<Option<String>, A::Error> {
     *slot = map.next_value::<Option<String>>()?;
     Ok(slot.as_deref().and_then(|value| check_text(name, value, max_chars)))
-}
-
-/// Length in characters (not bytes) and no NUL.
-fn check_text(name: &str, value: &str, max_chars: usize) -> Option<String> {
-    // A string of at most `max_chars` bytes has at most that many characters: count only when
-    // the cheap test is not enough.
-    if value.len() > max_chars {
-        let chars = value.chars().count();
-        if chars > max_chars {
-            return Some(format!("{name} must be at most {max_chars} characters, got {chars}"));
-        }
-    }
-    if value.contains('\0') {
-        return Some(format!("{name} must not contain the NUL character (\\u0000)"));
-    }
-    None
-}
-
-fn check_tags(tags: &[String]) -> Option<String> {
-    if tags.len() > MAX_TAGS {
-        return Some(format!("tags holds at most {MAX_TAGS} tags, got {}", tags.len()));
-    }
-    for (position, tag) in tags.iter().enumerate() {
-        if tag.is_empty() {
-            return Some(format!("tags[{position}] must not be empty"));
-        }
-        if let Some(message) = check_text("tags[]", tag, MAX_TAG_CHARS) {
-            return Some(message.replacen("tags[]", &format!("tags[{position}]"), 1));
-        }
-    }
-    None
-}
-
-/// `data` and `metadata` must be objects (`null` means `{}`) with no NUL anywhere.
-fn check_object(name: &str, value: &Value) -> Option<String> {
-    if !value.is_object() {
-        return Some(format!("{name} must be a JSON object, got {}", kind(value)));
-    }
-    if holds_nul(value) {
-        return Some(format!(
-            "{name} must not contain the NUL character (\\u0000) in any key or string"
-        ));
-    }
-    None
-}
-
-fn holds_nul(value: &Value) -> bool {
-    match value {
-        Value::String(text) => text.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

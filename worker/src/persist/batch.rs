@@ -123,7 +123,7 @@ pub fn dedup_by_id(events: Vec<EventEnvelope>) -> (Vec<EventEnvelope>, usize) {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use pulse_shared::models::Event;
+    use pulse_shared::event::Event;
     use uuid::Uuid;
 
     use super::*;

@@ -6,9 +6,8 @@
 //! retry and stall the partition; rejected, it goes to the dead-letter topic like any
 //! undecodable message and the partition keeps moving.
 
-use chrono::{DateTime, Utc};
 use pulse_shared::envelope::{DecodeError, EventEnvelope};
-use serde_json::Value;
+use pulse_shared::event;
 
 /// Every rejection reason, the `reason` label of `pulse_events_dead_lettered_total`.
 pub const REASONS: [&str; 4] = ["empty", "malformed", "unknown_version", "unstorable"];
@@ -40,71 +39,19 @@ impl From<DecodeError> for Rejection {
 /// Decodes and checks one payload.
 pub fn decode(payload: Option<&[u8]>) -> Result<EventEnvelope, Rejection> {
     let envelope = EventEnvelope::decode(payload)?;
-    check_storable(&envelope).map_err(|message| Rejection {
+    event::check_storable(&envelope.event, &envelope.received_at).map_err(|message| Rejection {
         reason: "unstorable",
         message,
     })?;
     Ok(envelope)
 }
 
-/// PostgreSQL `timestamptz` bounds in microseconds since 2000-01-01 UTC (`MIN_TIMESTAMP` and
-/// `END_TIMESTAMP` in PostgreSQL's `datatype/timestamp.h`): 4714-11-24 BC to 294277-01-01.
-const PG_MIN_MICROS: i64 = -211_813_488_000_000_000;
-const PG_END_MICROS: i64 = 9_223_371_331_200_000_000;
-/// 2000-01-01 UTC in Unix microseconds.
-const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
-
-fn in_pg_range(time: &DateTime<Utc>) -> bool {
-    let micros = time.timestamp_micros() - PG_EPOCH_UNIX_MICROS;
-    (PG_MIN_MICROS..PG_END_MICROS).contains(&micros)
-}
-
-fn check_storable(envelope: &EventEnvelope) -> Result<(), String> {
-    let event = &envelope.event;
-    for (field, time) in [("timestamp", &event.timestamp), ("received_at", &envelope.received_at)] {
-        if !in_pg_range(time) {
-            return Err(format!("{field} {time} is outside PostgreSQL's timestamptz range"));
-        }
-    }
-    let texts = [
-        ("event_type", Some(&event.event_type)),
-        ("source", event.source.as_ref()),
-        ("user_id", event.user_id.as_ref()),
-        ("session_id", event.session_id.as_ref()),
-        ("priority", event.priority.as_ref()),
-        ("status", event.status.as_ref()),
-    ];
-    for (field, text) in texts {
-        if text.is_some_and(|text| text.contains('\0')) {
-            return Err(format!(
-                "{field} contains a NUL character, which PostgreSQL text cannot hold"
-            ));
-        }
-    }
-    if event.tags.iter().any(|tag| tag.contains('\0')) {
-        return Err("tags contain a NUL character, which PostgreSQL text cannot hold".into());
-    }
-    for (field, value) in [("data", &event.data), ("metadata", &event.metadata)] {
-        if json_has_nul(value) {
-            return Err(format!("{field} contains \\u0000, which PostgreSQL jsonb cannot hold"));
-        }
-    }
-    Ok(())
-}
-
-fn json_has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(text) => text.contains('\0'),
-        Value::Array(items) => items.iter().any(json_has_nul),
-        Value::Object(map) => map.iter().any(|(key, item)| key.contains('\0') || json_has_nul(item)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use chrono::{DateTime, Utc};
+    use pulse_shared::event::in_pg_range;
+    use serde_json::{json, Value};
 
     fn payload(event: Value) -> Vec<u8> {
         serde_json::to_vec(&json!({

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pulse_shared::envelope::EventEnvelope;
-use pulse_shared::models::Event;
+use pulse_shared::event::Event;
 use pulse_testkit::{PulseEnv, TestDb, TestKafka};
 use serde_json::json;
 use uuid::Uuid;
