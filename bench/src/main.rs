@@ -10,6 +10,7 @@
 mod baseline;
 mod http;
 mod load;
+mod parse;
 mod payload;
 mod persisted;
 mod report;
@@ -45,6 +46,18 @@ enum Command {
     Load(LoadArgs),
     /// Measure how fast PostgreSQL stores the same rows by binary COPY and by the worker's insert.
     CopyBaseline(BaselineArgs),
+    /// Compare the api's event parser (hand-written visitor) with a derived one.
+    Parse(ParseArgs),
+}
+
+#[derive(Args)]
+struct ParseArgs {
+    /// Events per round.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Rounds (alternating the two parsers); the median counts.
+    #[arg(long, default_value_t = 9)]
+    rounds: usize,
 }
 
 #[derive(Args)]
@@ -122,6 +135,15 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Load(args) => run_load(args).await,
             Command::CopyBaseline(args) => run_baseline(args).await,
+            Command::Parse(args) => {
+                anyhow::ensure!(
+                    args.events > 0 && args.rounds > 0,
+                    "--events and --rounds must be positive"
+                );
+                let comparison = parse::compare(args.events, args.rounds)?;
+                println!("{}", serde_json::to_string(&comparison)?);
+                Ok(())
+            }
         }
     })
 }
