@@ -8,16 +8,9 @@ use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, Histogram,
     HistogramVec, IntCounter, IntCounterVec,
 };
-use pulse_shared::metrics::{BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
+use pulse_shared::metrics::{registered, BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
 
 use crate::ingest::validate;
-
-// Registration fails only on a duplicate name, a programming error caught by the first test
-// that touches the metric.
-#[allow(clippy::expect_used)]
-fn registered<T>(result: prometheus::Result<T>) -> T {
-    result.expect("metric registration")
-}
 
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     registered(register_int_counter_vec!(

@@ -45,9 +45,10 @@ impl EventEnvelope {
         }
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The Kafka payload. Serializing plain data with string keys does not fail in practice;
+    /// if it ever did, the caller refuses the event rather than send an empty message.
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 
     pub fn decode(payload: Option<&[u8]>) -> Result<Self, DecodeError> {
@@ -74,7 +75,7 @@ mod tests {
         }))
         .expect("event");
         let envelope = EventEnvelope::new(Uuid::nil(), Utc::now(), event);
-        let decoded = EventEnvelope::decode(Some(&envelope.encode())).expect("decodes");
+        let decoded = EventEnvelope::decode(Some(&envelope.encode().expect("encodes"))).expect("decodes");
         assert_eq!(decoded, envelope);
         assert_eq!(decoded.event.data, serde_json::json!({}));
 

@@ -1,7 +1,8 @@
-//! API key material: generation, the displayable prefix and the stored hash.
+//! Secret tokens: API keys (`pk_…`) and, through [`secret_token`], refresh tokens (`rt_…`).
 //!
-//! A key is `pk_` followed by 43 base64url characters (256 random bits). Only its SHA-256 is
-//! stored; the first 11 characters (`pk_` + 8) are kept as a prefix so users can tell keys apart.
+//! A token is its prefix followed by 43 base64url characters (256 random bits). Only its
+//! SHA-256 is stored; of an API key the first 11 characters (`pk_` + 8) are also kept as a
+//! display prefix so users can tell keys apart.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -19,14 +20,42 @@ pub struct GeneratedKey {
     pub hash: Vec<u8>,
 }
 
-pub fn generate() -> GeneratedKey {
+/// A fresh secret: `plain` (`prefix` + 256 random bits in base64url) goes to its owner once,
+/// `hash` to the database.
+pub struct SecretToken {
+    pub plain: String,
+    pub hash: Vec<u8>,
+}
+
+/// Base64url characters of 32 random bytes, unpadded.
+const SECRET_CHARS: usize = 43;
+
+/// Generates a secret token starting with `prefix`.
+pub fn secret_token(prefix: &str) -> SecretToken {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    let plain = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-    GeneratedKey {
-        prefix: plain[..DISPLAY_PREFIX_LEN].to_owned(),
+    let plain = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(secret));
+    SecretToken {
         hash: hash(&plain),
         plain,
+    }
+}
+
+/// Cheap shape check of a token of `prefix`, done before any lookup.
+pub fn has_token_shape(prefix: &str, candidate: &str) -> bool {
+    candidate.len() == prefix.len() + SECRET_CHARS
+        && candidate.starts_with(prefix)
+        && candidate[prefix.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub fn generate() -> GeneratedKey {
+    let token = secret_token(KEY_PREFIX);
+    GeneratedKey {
+        prefix: token.plain[..DISPLAY_PREFIX_LEN].to_owned(),
+        hash: token.hash,
+        plain: token.plain,
     }
 }
 
@@ -37,11 +66,7 @@ pub fn hash(plain: &str) -> Vec<u8> {
 
 /// Cheap shape check done before any lookup, so garbage never reaches the cache or database.
 pub fn looks_like_key(candidate: &str) -> bool {
-    candidate.len() == KEY_PREFIX.len() + 43
-        && candidate.starts_with(KEY_PREFIX)
-        && candidate[KEY_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    has_token_shape(KEY_PREFIX, candidate)
 }
 
 #[cfg(test)]

@@ -13,16 +13,23 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Size buckets for batches (events per batch).
 pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0];
 
+/// Unwraps a metric registration. Registration fails only on a duplicate name in the default
+/// registry, a programming error that the first test touching the metric catches; every crate
+/// registers through this one helper.
+#[allow(clippy::expect_used)]
+pub fn registered<T>(result: prometheus::Result<T>) -> T {
+    result.expect("metric registers once in the default registry")
+}
+
 /// Kafka clients replaced because the broker left them unusable, by `client` (`producer`: a
 /// fatal error such as lost idempotence or fencing; `consumer`: an empty assignment while the
 /// group left partitions unconsumed). Any broker can do this; each one is also logged once.
 pub static KAFKA_CLIENT_RECOVERIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
+    registered(register_int_counter_vec!(
         "pulse_kafka_client_recoveries_total",
         "Kafka clients rebuilt (producer after a fatal error) or re-joined (consumer left idle)",
         &["client"]
-    )
-    .expect("metric registers once in the default registry")
+    ))
 });
 
 /// The default registry in the Prometheus text format.

@@ -92,7 +92,7 @@ impl TestKafka {
         for chunk in envelopes.chunks(5_000) {
             let encoded: Vec<(String, Vec<u8>)> = chunk
                 .iter()
-                .map(|envelope| (envelope.project_id.to_string(), envelope.encode()))
+                .map(|envelope| (envelope.project_id.to_string(), envelope.encode().expect("encode")))
                 .collect();
             let results = producer
                 .send_all(encoded.iter().map(|(key, payload)| Outgoing {

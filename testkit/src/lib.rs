@@ -15,6 +15,7 @@
 pub mod broker;
 pub mod db;
 pub mod kafka;
+pub mod management;
 pub mod net;
 pub mod process;
 pub mod proxy;

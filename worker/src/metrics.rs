@@ -8,83 +8,76 @@ use prometheus::{
     register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge_vec, Histogram, IntCounter,
     IntCounterVec, IntGaugeVec,
 };
-use pulse_shared::metrics::{BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
-
-/// Registration fails only for a duplicate name, a programming error caught by any test run.
-const REGISTER: &str = "metric registers once in the default registry";
+use pulse_shared::metrics::{registered, BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
 
 /// Messages read from the events topic (decodable or not).
 pub static EVENTS_CONSUMED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("pulse_events_consumed_total", "Messages read from the events topic").expect(REGISTER)
+    registered(register_int_counter!(
+        "pulse_events_consumed_total",
+        "Messages read from the events topic"
+    ))
 });
 
 /// Events written to the database for the first time.
 pub static EVENTS_PERSISTED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
+    registered(register_int_counter!(
         "pulse_events_persisted_total",
         "Events stored in the database for the first time"
-    )
-    .expect(REGISTER)
+    ))
 });
 
 /// Events not written because their id was already stored or repeated within the batch.
 pub static EVENTS_DUPLICATE: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
+    registered(register_int_counter!(
         "pulse_events_duplicate_total",
         "Events skipped because their id was already stored (redelivery or producer retry)"
-    )
-    .expect(REGISTER)
+    ))
 });
 
 /// Messages sent to the dead-letter topic, by reason (`empty`, `malformed`, `unknown_version`,
 /// `unstorable`).
 pub static EVENTS_DEAD_LETTERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
+    registered(register_int_counter_vec!(
         "pulse_events_dead_lettered_total",
         "Undecodable messages sent to the dead-letter topic",
         &["reason"]
-    )
-    .expect(REGISTER)
+    ))
 });
 
 /// Messages per persisted batch.
 pub static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
-    register_histogram!(
+    registered(register_histogram!(
         "pulse_persist_batch_size",
         "Messages per persisted batch",
         BATCH_SIZE_BUCKETS.to_vec()
-    )
-    .expect(REGISTER)
+    ))
 });
 
 /// Time from the start of a batch's persistence to its commit, retries included.
 pub static BATCH_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
-    register_histogram!(
+    registered(register_histogram!(
         "pulse_persist_batch_duration_seconds",
         "Time to persist one batch (dead letters and database transaction, retries included)",
         LATENCY_BUCKETS.to_vec()
-    )
-    .expect(REGISTER)
+    ))
 });
 
 /// Failed database attempts that were retried (or abandoned at shutdown).
 pub static DB_RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
+    registered(register_int_counter!(
         "pulse_db_retries_total",
         "Failed database writes of a batch, each retried"
-    )
-    .expect(REGISTER)
+    ))
 });
 
 /// Consumer lag per assigned partition, from librdkafka statistics (`consumer_lag`: high
 /// watermark minus committed offset).
 pub static CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
+    registered(register_int_gauge_vec!(
         "pulse_consumer_lag",
         "Messages between the committed offset and the end of the partition",
         &["topic", "partition"]
-    )
-    .expect(REGISTER)
+    ))
 });
 
 /// Registers every metric now so each series is rendered from the first scrape.

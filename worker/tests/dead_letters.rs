@@ -35,7 +35,7 @@ async fn poison_messages_are_dead_lettered_and_the_partition_keeps_moving() {
         ("not a valid event envelope", b"{\"v\": 1, \"project_id\": ".to_vec()),
         ("envelope version 99", future),
         ("empty message", Vec::new()),
-        ("NUL", nul.encode()),
+        ("NUL", nul.encode().expect("encode")),
     ];
 
     kafka.produce_envelopes(&before).await;

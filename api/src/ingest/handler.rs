@@ -159,7 +159,16 @@ fn prepare(
         Err(invalid) => return Err(Ok(invalid.into_rejection(index))),
     };
     let id = event.id;
-    let payload = EventEnvelope::new(project_id, received_at, event).encode();
+    let payload = EventEnvelope::new(project_id, received_at, event)
+        .encode()
+        .map_err(|error| {
+            Ok(Rejection {
+                index,
+                code: validate::INVALID_EVENT,
+                field: None,
+                message: format!("the event cannot be encoded: {error}"),
+            })
+        })?;
     validate::check_encoded_size(index, payload.len()).map_err(Ok)?;
     Ok((id, payload))
 }

@@ -163,7 +163,8 @@ async fn issue(
     Ok(Tokens {
         access_token: state
             .jwt
-            .issue(user, family, now.timestamp(), i64::try_from(ttl).unwrap_or(900)),
+            .issue(user, family, now.timestamp(), i64::try_from(ttl).unwrap_or(900))
+            .map_err(|error| ApiError::Internal(format!("signing an access token: {error}")))?,
         token_type: "Bearer",
         expires_in: ttl,
         refresh_token: refresh.plain,

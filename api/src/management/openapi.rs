@@ -4,7 +4,7 @@
 //!
 //! Management handlers carry their own `#[utoipa::path]`. The ingest routes and the
 //! operational endpoints are described here by signature-only functions, so their modules stay
-//! free of documentation concerns; `api/tests/management_openapi.rs` checks that every route
+//! free of documentation concerns; `api/tests/management/openapi.rs` checks that every route
 //! the app registers is in the document and that every documented route answers.
 //!
 //! Every error response gets the error envelope's schema and an example from [`ErrorBodies`],

@@ -10,13 +10,10 @@
 //! Refresh tokens are `rt_` + 43 base64url characters (256 random bits); only their SHA-256 is
 //! stored (`refresh_tokens.token_hash`).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
+use pulse_shared::keys;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Accepted clock difference between replicas when checking `exp`.
@@ -67,7 +64,7 @@ impl JwtKeys {
     }
 
     /// An access token for `user` in session `sid`, valid from `now` for `ttl_secs`.
-    pub fn issue(&self, user: Uuid, sid: Uuid, now: i64, ttl_secs: i64) -> String {
+    pub fn issue(&self, user: Uuid, sid: Uuid, now: i64, ttl_secs: i64) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = Claims {
             sub: user,
             sid,
@@ -75,8 +72,7 @@ impl JwtKeys {
             exp: now + ttl_secs,
             typ: "access".to_owned(),
         };
-        // HMAC signing of plain serializable claims cannot fail.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default()
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
     /// The claims of a token signed with this key, of type `access`, not expired at `now`.
@@ -105,32 +101,28 @@ pub struct RefreshToken {
 
 /// Generates a refresh token.
 pub fn new_refresh_token() -> RefreshToken {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let plain = format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+    let token = keys::secret_token(REFRESH_PREFIX);
     RefreshToken {
-        hash: hash_refresh_token(&plain),
-        plain,
+        plain: token.plain,
+        hash: token.hash,
     }
 }
 
 /// The stored form of a refresh token.
 pub fn hash_refresh_token(plain: &str) -> Vec<u8> {
-    Sha256::digest(plain.as_bytes()).to_vec()
+    keys::hash(plain)
 }
 
 /// Shape check before any lookup.
 pub fn looks_like_refresh_token(candidate: &str) -> bool {
-    candidate.len() == REFRESH_PREFIX.len() + 43
-        && candidate.starts_with(REFRESH_PREFIX)
-        && candidate[REFRESH_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    keys::has_token_shape(REFRESH_PREFIX, candidate)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -151,7 +143,7 @@ mod tests {
         let keys = JwtKeys::new(SECRET);
         let user = Uuid::now_v7();
         let sid = Uuid::now_v7();
-        let token = keys.issue(user, sid, 1_000, 900);
+        let token = keys.issue(user, sid, 1_000, 900).expect("signed");
         let claims = keys.verify(&token, 1_100).expect("valid");
         assert_eq!((claims.sub, claims.sid, claims.exp), (user, sid, 1_900));
         assert_eq!(keys.verify(&token, 1_900 + LEEWAY_SECS), Err(TokenError::Expired));
@@ -160,7 +152,7 @@ mod tests {
     #[test]
     fn tampering_and_foreign_keys_are_refused() {
         let keys = JwtKeys::new(SECRET);
-        let token = keys.issue(Uuid::now_v7(), Uuid::now_v7(), 1_000, 900);
+        let token = keys.issue(Uuid::now_v7(), Uuid::now_v7(), 1_000, 900).expect("signed");
         let other = JwtKeys::new(b"another-secret-another-secret-xx");
         assert_eq!(other.verify(&token, 1_000), Err(TokenError::BadSignature));
 

@@ -14,13 +14,13 @@ pub mod purge;
 use std::sync::LazyLock;
 
 use prometheus::{register_int_counter_vec, IntCounterVec};
+use pulse_shared::metrics::registered;
 
 /// Job runs by job and outcome (`ok`, `error`).
 pub static RUNS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
+    registered(register_int_counter_vec!(
         "pulse_scheduler_runs_total",
         "Scheduled job runs by job and outcome",
         &["job", "outcome"]
-    )
-    .expect("metric registers once")
+    ))
 });
