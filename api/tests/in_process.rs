@@ -240,3 +240,24 @@ async fn field_rules_and_content_types_hold_in_process() {
         "{answer}"
     );
 }
+
+/// Found by schemathesis: an email holding NUL reached PostgreSQL at login (500). It cannot
+/// have an account, so it gets the answer of any unknown email.
+#[actix_web::test]
+async fn login_with_a_nul_in_the_email_is_401_not_500() {
+    let db = TestDb::new().await;
+    let app = service(&db).await;
+    register(&app, "nul@example.com").await;
+    let (status, body) = send(
+        &app,
+        TestRequest::post()
+            .uri("/v1/auth/login")
+            .set_json(json!({"email": "nul\u{0}@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("INVALID_CREDENTIALS")),
+        "{body}"
+    );
+}

@@ -25,6 +25,7 @@ use super::fields::{check_name, normalize_email};
 use super::views::{self, OrganizationView, UserView};
 use super::{passwords, tokens, ManagementState};
 use crate::error::ApiError;
+use pulse_shared::event;
 use pulse_shared::schema::{memberships, organizations, refresh_tokens, users as users_table};
 
 /// `POST /v1/auth/register`.
@@ -294,12 +295,18 @@ pub async fn login(
     let email = body.email.trim().to_lowercase();
     state.login_limiter.check_account(&email)?;
     let mut conn = state.conn().await?;
-    let found: Option<(Uuid, String)> = users_table::table
-        .filter(users_table::email.eq(&email))
-        .select((users_table::id, users_table::password_hash))
-        .first(&mut conn)
-        .await
-        .optional()?;
+    // An email with a NUL cannot have an account (register refuses control characters), and
+    // PostgreSQL text cannot even hold one: no lookup, the same answer as an unknown email.
+    let found: Option<(Uuid, String)> = if event::has_nul(&email) {
+        None
+    } else {
+        users_table::table
+            .filter(users_table::email.eq(&email))
+            .select((users_table::id, users_table::password_hash))
+            .first(&mut conn)
+            .await
+            .optional()?
+    };
     let (user_id, stored) = match found {
         Some((id, hash)) => (Some(id), Some(hash)),
         None => (None, None),

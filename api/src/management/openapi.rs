@@ -241,7 +241,7 @@ fn docs() {}
         docs,
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&SecuritySchemes, &ErrorBodies),
+    modifiers(&SecuritySchemes, &FieldRules, &StandardStatuses, &ErrorBodies),
     tags(
         (name = "ingest", description = "Sending events, with an API key (`pk_…`) of scope `ingest`"),
         (name = "accounts", description = "Register, log in, refresh and end sessions"),
@@ -286,6 +286,129 @@ impl Modify for SecuritySchemes {
                 "API key `pk_…`",
             ))),
         );
+    }
+}
+
+/// Puts the field rules the api enforces into the request schemas, from the same constants the
+/// checks use (`fields.rs`, `passwords.rs`, `pulse_shared::event`), so the document and the
+/// validators cannot drift apart.
+struct FieldRules;
+
+/// A bound on one property: (schema, property, rule).
+enum Rule {
+    /// A string of `min..=max` characters (`max` unbounded when `None`).
+    Text(usize, Option<usize>),
+    /// An integer of at least this.
+    AtLeast(f64),
+    /// An array of `min..=max` items, each a string of `item_min..=item_max` characters.
+    List(usize, usize, usize, usize),
+    /// An array of at least this many items.
+    NonEmpty,
+}
+
+fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
+    use super::fields::{MAX_EMAIL_BYTES, MAX_NAME_CHARS};
+    use super::passwords::MIN_PASSWORD_CHARS;
+    use crate::ingest::validate::{
+        MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS as EVENT_NAME, MAX_TAGS, MAX_TAG_CHARS,
+    };
+    let name = || Rule::Text(1, Some(MAX_NAME_CHARS));
+    let email = || Rule::Text(3, Some(MAX_EMAIL_BYTES));
+    let password = || Rule::Text(MIN_PASSWORD_CHARS, None);
+    vec![
+        ("RegisterRequest", "email", email()),
+        ("RegisterRequest", "password", password()),
+        ("RegisterRequest", "name", Rule::Text(0, Some(MAX_NAME_CHARS))),
+        ("RegisterRequest", "organization_name", name()),
+        ("LoginRequest", "email", email()),
+        ("ChangePasswordRequest", "new_password", password()),
+        ("OrganizationRequest", "name", name()),
+        ("AddMember", "email", email()),
+        ("CreateProject", "name", name()),
+        ("UpdateProject", "name", name()),
+        ("CreateKey", "name", name()),
+        ("UpdateMe", "name", name()),
+        ("UpdateMe", "email", email()),
+        ("IngestEvent", "event_type", Rule::Text(1, Some(MAX_EVENT_TYPE_CHARS))),
+        ("IngestEvent", "source", Rule::Text(0, Some(EVENT_NAME))),
+        ("IngestEvent", "user_id", Rule::Text(0, Some(EVENT_NAME))),
+        ("IngestEvent", "session_id", Rule::Text(0, Some(EVENT_NAME))),
+        ("IngestEvent", "priority", Rule::Text(0, Some(MAX_LABEL_CHARS))),
+        ("IngestEvent", "status", Rule::Text(0, Some(MAX_LABEL_CHARS))),
+        ("IngestEvent", "duration_ms", Rule::AtLeast(0.0)),
+        ("IngestEvent", "tags", Rule::List(0, MAX_TAGS, 1, MAX_TAG_CHARS)),
+        ("IngestBatch", "events", Rule::NonEmpty),
+    ]
+}
+
+impl Modify for FieldRules {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        use utoipa::openapi::schema::{ArrayItems, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (schema_name, property, rule) in field_rules() {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema_name) else {
+                continue;
+            };
+            let Some(RefOr::T(target)) = object.properties.get_mut(property) else {
+                continue;
+            };
+            match (rule, target) {
+                (Rule::Text(min, max), Schema::Object(text)) => {
+                    text.min_length = Some(min);
+                    text.max_length = max;
+                }
+                (Rule::AtLeast(minimum), Schema::Object(number)) => {
+                    number.minimum = Some(minimum.into());
+                }
+                (Rule::List(min, max, item_min, item_max), Schema::Array(array)) => {
+                    array.min_items = Some(min);
+                    array.max_items = Some(max);
+                    if let ArrayItems::RefOrSchema(item) = &mut array.items {
+                        if let RefOr::T(Schema::Object(text)) = item.as_mut() {
+                            text.min_length = Some(item_min);
+                            text.max_length = Some(item_max);
+                        }
+                    }
+                }
+                (Rule::NonEmpty, Schema::Array(array)) => array.min_items = Some(1),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Statuses any route of a kind can answer, added where a route's own list lacks them: 415
+/// (not `application/json`) and 413 (body over the limit) on every route with a JSON body, and
+/// 429 where a rate limit applies (ingest per key, login and register per IP and account).
+struct StandardStatuses;
+
+impl Modify for StandardStatuses {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        const RATE_LIMITED: [&str; 4] = ["/v1/events", "/v1/events/batch", "/v1/auth/login", "/v1/auth/register"];
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [&mut item.post, &mut item.put, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                if operation.request_body.is_none() {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| RefOr::T(Response::new("PAYLOAD_TOO_LARGE: the body is over the size limit")));
+                responses.entry("415".to_owned()).or_insert_with(|| {
+                    RefOr::T(Response::new(
+                        "UNSUPPORTED_MEDIA_TYPE: the body is not `application/json`",
+                    ))
+                });
+                if RATE_LIMITED.contains(&path.as_str()) {
+                    responses
+                        .entry("429".to_owned())
+                        .or_insert_with(|| RefOr::T(Response::new("RATE_LIMITED: too many requests; see Retry-After")));
+                }
+            }
+        }
     }
 }
 
