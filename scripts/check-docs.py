@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Keeps the docs and the compose file true to shared/src/config.rs.
+"""Keeps the docs and the compose file true to shared/src/config/mod.rs.
 
-shared/src/config.rs's `//!` header is the one list of PULSE_* variables. This checks that
+shared/src/config/mod.rs's `//!` header is the one list of PULSE_* variables. This checks that
   - README.md's configuration table has exactly those rows, word for word;
   - every PULSE_* name in docker-compose.yml is one of them;
   - every PULSE_* name in README.md and docs/operations.md is one of them, or a variable of
@@ -24,7 +24,7 @@ NAME = re.compile(r"\bPULSE_[A-Z0-9_]+\b")
 
 def config_rows():
     rows = []
-    for line in (ROOT / "shared/src/config.rs").read_text().splitlines():
+    for line in (ROOT / "shared/src/config/mod.rs").read_text().splitlines():
         if not line.startswith("//!"):
             if rows:
                 break
@@ -67,7 +67,7 @@ def main():
     problems = []
     config = {row_key(r)[0]: row_key(r) for r in rows}
     if not config:
-        problems.append("shared/src/config.rs: no variable table found in the //! header")
+        problems.append("shared/src/config/mod.rs: no variable table found in the //! header")
 
     readme = ROOT / "README.md"
     if readme.exists():
@@ -81,16 +81,16 @@ def main():
             if name not in readme_rows:
                 problems.append(f"README.md: configuration table lacks {name}")
             elif readme_rows[name] != key:
-                problems.append(f"README.md: row of {name} differs from shared/src/config.rs")
+                problems.append(f"README.md: row of {name} differs from shared/src/config/mod.rs")
         for name in readme_rows.keys() - config.keys():
-            problems.append(f"README.md: table row {name} is not in shared/src/config.rs")
+            problems.append(f"README.md: table row {name} is not in shared/src/config/mod.rs")
 
     known = set(config) | tool_variables()
     for doc in ("README.md", "docs/operations.md"):
         path = ROOT / doc
         if path.exists():
             for name in sorted(set(NAME.findall(path.read_text())) - known):
-                problems.append(f"{doc}: {name} is neither in shared/src/config.rs nor used by scripts/ or testkit/")
+                problems.append(f"{doc}: {name} is neither in shared/src/config/mod.rs nor used by scripts/ or testkit/")
 
     compose = ROOT / "docker-compose.yml"
     if compose.exists():
@@ -108,7 +108,7 @@ def main():
                     env = dict(item.split("=", 1) for item in env)
                 for var in env:
                     if var.startswith("PULSE_") and var not in config:
-                        problems.append(f"docker-compose.yml: {name}: {var} is not in shared/src/config.rs")
+                        problems.append(f"docker-compose.yml: {name}: {var} is not in shared/src/config/mod.rs")
                 for dep in service.get("depends_on") or {}:
                     if dep not in services:
                         problems.append(f"docker-compose.yml: {name} depends on unknown service {dep}")

@@ -13,7 +13,7 @@ export PULSE_ROOT PULSE_STATE_DIR PULSE_CACHE_DIR
 mkdir -p "$PULSE_STATE_DIR"
 
 # Ports of the local services and the Pulse binaries (the binaries' defaults from
-# shared/src/config.rs).
+# shared/src/config/mod.rs).
 PG_HOST=127.0.0.1
 PG_PORT="${PULSE_PG_PORT:-5432}"
 KAFKA_HOST=127.0.0.1

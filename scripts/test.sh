@@ -55,10 +55,10 @@ if cargo fmt --all -- --check; then phase_done "formatted"; else failed+=(fmt); 
 phase "cargo clippy --workspace --all-targets -- -D warnings"
 if cargo clippy --workspace --all-targets --quiet -- -D warnings; then phase_done "no lints"; else failed+=(clippy); fi
 
-phase "scripts/check-docs.py (README and docker-compose.yml against shared/src/config.rs)"
+phase "scripts/check-docs.py (README and docker-compose.yml against shared/src/config/mod.rs)"
 # A warning, not a failure: a new variable in config.rs must not fail everyone's run before
 # the README catches up.
-if python3 scripts/check-docs.py; then phase_done "docs agree"; else echo "    warning: the docs disagree with shared/src/config.rs (above)"; fi
+if python3 scripts/check-docs.py; then phase_done "docs agree"; else echo "    warning: the docs disagree with shared/src/config/mod.rs (above)"; fi
 
 # The Docker build uses --locked; a Cargo.lock that does not match the manifests breaks it.
 host=$(rustc -vV | sed -n 's/^host: //p')

@@ -1,0 +1,147 @@
+//! Configuration of every Pulse binary, read from `PULSE_*` environment variables in this one
+//! place (an optional `.env` file in the working directory is loaded first).
+//!
+//! Each area has its own struct with the default beside the field, in a file of its own
+//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `worker.rs`, `scheduler.rs`);
+//! this file holds the variable table below (the one list of every `PULSE_*` variable, which
+//! `scripts/check-docs.py` compares with README.md) and the readers they share. Every value is validated
+//! when it is read; a bad one stops the binary with one line naming the variable
+//! (`PULSE_API_ADDR: "nope" is not a socket address (expected HOST:PORT)`).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PULSE_DATABASE_URL` | (required) | PostgreSQL URL, `postgres://user@host:port/db` |
+//! | `PULSE_DATABASE_POOL_SIZE` | `16` | connections per process |
+//! | `PULSE_DATABASE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection |
+//! | `PULSE_DATABASE_STATEMENT_TIMEOUT_MS` | `30000` | `statement_timeout` of every connection |
+//! | `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` | `7` | daily `events` partitions kept created ahead of today (by every binary's migration at start, then hourly by the scheduler) |
+//! | `PULSE_KAFKA_BROKERS` | `127.0.0.1:9092` | bootstrap servers (`bootstrap.servers`) |
+//! | `PULSE_KAFKA_OPTIONS` | (empty) | extra librdkafka settings, `key=value` pairs separated by `;` (TLS, SASL, …) |
+//! | `PULSE_TOPIC_PREFIX` | `pulse.` | prefix of every topic name (`pulse.events`, `pulse.events.dlq`) |
+//! | `PULSE_KAFKA_PARTITIONS` | `8` | partitions of topics created at start |
+//! | `PULSE_KAFKA_REPLICATION_FACTOR` | `1` | replication factor of topics created at start |
+//! | `PULSE_KAFKA_PRODUCE_TIMEOUT_MS` | `5000` | longest wait for Kafka to acknowledge (`message.timeout.ms`); past it: 503 |
+//! | `PULSE_KAFKA_LINGER_MS` | `5` | producer batching delay (`linger.ms`) |
+//! | `PULSE_KAFKA_QUEUE_MAX_MESSAGES` | `200000` | producer local queue bound (`queue.buffering.max.messages`) |
+//! | `PULSE_KAFKA_COMPRESSION` | `lz4` | `none`, `gzip`, `snappy`, `lz4` or `zstd` (`compression.type`) |
+//! | `PULSE_LOG_FORMAT` | `text` | `text` or `json` (one JSON object per line) |
+//! | `PULSE_LOG` | `info` | tracing filter, e.g. `info,pulse_worker=debug` |
+//! | `PULSE_API_ADDR` | `127.0.0.1:8080` | api listen address |
+//! | `PULSE_API_WORKERS` | number of CPUs | actix-web worker threads |
+//! | `PULSE_MAX_BATCH_EVENTS` | `1000` | most events in one batch request |
+//! | `PULSE_MAX_BODY_BYTES` | `5242880` | largest request body, after gzip decoding |
+//! | `PULSE_API_KEY_CACHE_TTL_SECS` | `30` | how long a checked API key is trusted without the database: a revoked key stops working within this time |
+//! | `PULSE_JWT_SECRET` | (required by the api) | HS256 key of access tokens, at least 32 bytes; every api replica needs the same one |
+//! | `PULSE_ACCESS_TOKEN_TTL_SECS` | `900` | lifetime of an access token (JWT) |
+//! | `PULSE_REFRESH_TOKEN_TTL_SECS` | `2592000` | lifetime of a refresh token (30 days); each refresh issues a new one |
+//! | `PULSE_LOGIN_RATE_PER_MIN_IP` | `30` | login and register attempts per client IP per minute, per replica |
+//! | `PULSE_LOGIN_RATE_PER_MIN_ACCOUNT` | `10` | login attempts per account (email) per minute, per replica |
+//! | `PULSE_INGEST_RATE_LIMIT_PER_SEC` | `10000` | ingest requests per second per API key and replica, when the project sets none (burst: one second's worth) |
+//! | `PULSE_API_KEY_ROTATION_GRACE_SECS` | `86400` | default time a rotated API key keeps working |
+//! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the scheduler looks for deleted projects to purge |
+//! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
+//! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
+//! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
+//! | `PULSE_WORKER_GROUP` | `pulse-persist` | Kafka consumer group of the persist worker |
+//! | `PULSE_WORKER_BATCH_SIZE` | `2000` | most events written in one transaction |
+//! | `PULSE_WORKER_BATCH_WAIT_MS` | `50` | longest wait to fill a batch |
+//! | `PULSE_WORKER_RETRY_MAX_MS` | `30000` | longest back-off between database retries |
+//! | `PULSE_SCHEDULER_ADDR` | `127.0.0.1:9102` | scheduler health and metrics address |
+
+mod api;
+mod auth;
+mod database;
+mod kafka;
+mod log;
+mod scheduler;
+mod worker;
+
+pub use api::ApiConfig;
+pub use auth::{AuthConfig, MIN_JWT_SECRET_BYTES};
+pub use database::DatabaseConfig;
+pub use kafka::KafkaConfig;
+pub use log::{LogConfig, LogFormat};
+pub use scheduler::SchedulerConfig;
+pub use worker::WorkerConfig;
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A variable that is missing or does not parse. Its `Display` is the one line a binary prints
+/// before refusing to start.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+/// Loads `.env` if present. Call once, first thing in `main`.
+pub fn load_dotenv() {
+    let _ = dotenvy::dotenv();
+}
+
+pub(super) fn raw(variable: &'static str) -> Option<String> {
+    std::env::var(variable)
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+pub(super) fn required(variable: &'static str) -> Result<String, ConfigError> {
+    raw(variable).ok_or(ConfigError {
+        variable,
+        reason: "is required but not set".into(),
+    })
+}
+
+pub(super) fn parsed<T>(variable: &'static str, default: T, expected: &str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    match raw(variable) {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|error| ConfigError {
+            variable,
+            reason: format!("{value:?} is not {expected} ({error})"),
+        }),
+    }
+}
+
+pub(super) fn positive<T>(variable: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Default + Copy,
+    T::Err: Display,
+{
+    let value = parsed(variable, default, "a number")?;
+    if value <= T::default() {
+        return Err(ConfigError {
+            variable,
+            reason: "must be greater than zero".into(),
+        });
+    }
+    Ok(value)
+}
+
+pub(super) fn millis(variable: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    positive(variable, default).map(Duration::from_millis)
+}
+
+pub(super) fn socket_addr(variable: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
+    let value = raw(variable).unwrap_or_else(|| default.to_owned());
+    value.parse().map_err(|_| ConfigError {
+        variable,
+        reason: format!("{value:?} is not a socket address (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
+    })
+}
+
+/// Reads an area's configuration or exits the process with one line naming the bad variable.
+pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
+    result.unwrap_or_else(|error| {
+        eprintln!("configuration error: {error}");
+        std::process::exit(2)
+    })
+}
