@@ -261,3 +261,25 @@ async fn login_with_a_nul_in_the_email_is_401_not_500() {
         "{body}"
     );
 }
+
+/// Found by schemathesis: serde's derived structs take a JSON array of the fields in order, so
+/// `[null, null]` passed as a request with every field absent (200). A body must be an object.
+#[actix_web::test]
+async fn a_json_array_is_not_a_request_body() {
+    let db = TestDb::new().await;
+    let app = service(&db).await;
+    let (token, _) = register(&app, "array@example.com").await;
+    let (status, body) = send(
+        &app,
+        TestRequest::patch()
+            .uri("/v1/users/me")
+            .insert_header(bearer(&token))
+            .set_json(json!([null, null])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_JSON")),
+        "{body}"
+    );
+}

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::authorization::{AuthUser, Role};
 use super::fields::{check_name, normalize_email};
+use super::json::Json;
 use super::views::{self, OrganizationView, UserView};
 use super::{passwords, tokens, ManagementState};
 use crate::error::ApiError;
@@ -193,7 +194,7 @@ fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
 pub async fn register(
     req: HttpRequest,
     state: web::Data<ManagementState>,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.login_limiter.check_ip(client_ip(&req))?;
     let body = body.into_inner();
@@ -287,7 +288,7 @@ pub async fn register(
 pub async fn login(
     req: HttpRequest,
     state: web::Data<ManagementState>,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<web::Json<Session>, ApiError> {
     state.login_limiter.check_ip(client_ip(&req))?;
     let body = body.into_inner();
@@ -351,7 +352,7 @@ enum RefreshOutcome {
 )]
 pub async fn refresh(
     state: web::Data<ManagementState>,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<web::Json<Session>, ApiError> {
     let presented = body.into_inner().refresh_token;
     if !tokens::looks_like_refresh_token(&presented) {
@@ -424,10 +425,7 @@ pub async fn refresh(
         (status = 400, description = "Invalid JSON"),
     )
 )]
-pub async fn logout(
-    state: web::Data<ManagementState>,
-    body: web::Json<RefreshRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn logout(state: web::Data<ManagementState>, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
     let presented = body.into_inner().refresh_token;
     if tokens::looks_like_refresh_token(&presented) {
         let hash = tokens::hash_refresh_token(&presented);
@@ -461,7 +459,7 @@ pub async fn logout(
 pub async fn change_password(
     caller: AuthUser,
     state: web::Data<ManagementState>,
-    body: web::Json<ChangePasswordRequest>,
+    body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     passwords::check_rules(&body.new_password).map_err(|_| ApiError::InvalidField {

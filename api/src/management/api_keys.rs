@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use super::authorization::{require_project, AuthUser, Role};
 use super::fields::check_name;
+use super::json::Json;
 use super::ManagementState;
 use crate::error::ApiError;
 use pulse_shared::keys;
@@ -205,7 +206,7 @@ pub async fn create(
     caller: AuthUser,
     state: web::Data<ManagementState>,
     path: web::Path<Uuid>,
-    body: web::Json<CreateKey>,
+    body: Json<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = match body.name.as_deref() {

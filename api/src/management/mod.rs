@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod authorization;
 pub mod fields;
+pub mod json;
 pub mod login_limit;
 pub mod openapi;
 pub mod organizations;

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::authorization::{allow, require_org, AuthUser, Role};
 use super::fields::{check_name, normalize_email};
+use super::json::Json;
 use super::views::{self, OrganizationView};
 use super::ManagementState;
 use crate::error::ApiError;
@@ -118,7 +119,7 @@ pub async fn list(
 pub async fn create(
     caller: AuthUser,
     state: web::Data<ManagementState>,
-    body: web::Json<OrganizationRequest>,
+    body: Json<OrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = check_name("name", &body.name)?;
     let mut conn = state.conn().await?;
@@ -195,7 +196,7 @@ pub async fn update(
     caller: AuthUser,
     state: web::Data<ManagementState>,
     path: web::Path<Uuid>,
-    body: web::Json<OrganizationRequest>,
+    body: Json<OrganizationRequest>,
 ) -> Result<web::Json<OrganizationView>, ApiError> {
     let organization = path.into_inner();
     let name = check_name("name", &body.name)?;
@@ -289,7 +290,7 @@ pub async fn add_member(
     caller: AuthUser,
     state: web::Data<ManagementState>,
     path: web::Path<Uuid>,
-    body: web::Json<AddMember>,
+    body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
     let body = body.into_inner();
@@ -420,7 +421,7 @@ pub async fn update_member(
     caller: AuthUser,
     state: web::Data<ManagementState>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<UpdateMember>,
+    body: Json<UpdateMember>,
 ) -> Result<web::Json<MemberView>, ApiError> {
     let (organization, target) = path.into_inner();
     let new_role = body.into_inner().role;

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::authorization::{require_org, require_project, AuthUser, ProjectRow, Role};
 use super::fields::check_name;
+use super::json::Json;
 use super::{tenancy, ManagementState};
 use crate::error::ApiError;
 use pulse_shared::schema::{memberships, organizations, projects};
@@ -196,7 +197,7 @@ pub async fn list(
 pub async fn create(
     caller: AuthUser,
     state: web::Data<ManagementState>,
-    body: web::Json<CreateProject>,
+    body: Json<CreateProject>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = check_name("name", &body.name)?;
@@ -270,7 +271,7 @@ pub async fn update(
     caller: AuthUser,
     state: web::Data<ManagementState>,
     path: web::Path<Uuid>,
-    body: web::Json<UpdateProject>,
+    body: Json<UpdateProject>,
 ) -> Result<web::Json<ProjectView>, ApiError> {
     let body = body.into_inner();
     let name = body.name.as_deref().map(|name| check_name("name", name)).transpose()?;

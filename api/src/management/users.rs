@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::authorization::{AuthUser, Role};
 use super::fields::{check_name, normalize_email};
+use super::json::Json;
 use super::views::{self, UserView};
 use super::{tenancy, ManagementState};
 use crate::error::ApiError;
@@ -64,7 +65,7 @@ pub async fn me(caller: AuthUser, state: web::Data<ManagementState>) -> Result<w
 pub async fn update_me(
     caller: AuthUser,
     state: web::Data<ManagementState>,
-    body: web::Json<UpdateMe>,
+    body: Json<UpdateMe>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let body = body.into_inner();
     let name = body.name.as_deref().map(|name| check_name("name", name)).transpose()?;
