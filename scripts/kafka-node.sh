@@ -67,7 +67,7 @@ props="$dir/server.properties"
 classpath="$home/libs/*"
 if [[ ! -f $dir/data/meta.properties ]]; then
     java -Xmx256m -cp "$classpath" -Dlog4j2.configurationFile="$home/config/log4j2.yaml" \
-        kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" >"$dir/format.log" 2>&1 \
+        kafka.tools.StorageTool format --ignore-formatted --cluster-id="$cluster_id" -c "$props" >"$dir/format.log" 2>&1 \
         || { cat "$dir/format.log" >&2; die "formatting $dir/data failed"; }
 fi
 
