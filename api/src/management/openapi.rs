@@ -341,12 +341,36 @@ fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
     ]
 }
 
+/// Request bodies the api reads with `deny_unknown_fields`: the document says so
+/// (`additionalProperties: false`), so a client adding a field learns it from the schema.
+const CLOSED_BODIES: [&str; 14] = [
+    "RegisterRequest",
+    "LoginRequest",
+    "RefreshRequest",
+    "ChangePasswordRequest",
+    "CreateKey",
+    "RotateKey",
+    "OrganizationRequest",
+    "AddMember",
+    "UpdateMember",
+    "CreateProject",
+    "UpdateProject",
+    "UpdateMe",
+    "IngestEvent",
+    "IngestBatch",
+];
+
 impl Modify for FieldRules {
     fn modify(&self, openapi: &mut OpenApiDoc) {
-        use utoipa::openapi::schema::{ArrayItems, Schema};
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema};
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
+        for name in CLOSED_BODIES {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+                object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
         for (schema_name, property, rule) in field_rules() {
             let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema_name) else {
                 continue;
@@ -562,5 +586,30 @@ mod tests {
         let keys = &document["paths"]["/v1/projects/{project_id}/api-keys"]["post"];
         assert_eq!(keys["security"][0]["bearer"], serde_json::json!([]));
         assert!(document["components"]["securitySchemes"]["api_key_header"].is_object());
+    }
+
+    #[test]
+    fn the_document_states_the_validators_rules() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let schemas = &document["components"]["schemas"];
+        for name in CLOSED_BODIES {
+            assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        }
+        let name = &schemas["CreateProject"]["properties"]["name"];
+        assert_eq!(name["minLength"], 1);
+        assert_eq!(name["maxLength"], super::super::fields::MAX_NAME_CHARS);
+        assert_eq!(
+            schemas["RegisterRequest"]["properties"]["password"]["minLength"],
+            super::super::passwords::MIN_PASSWORD_CHARS
+        );
+        let tags = &schemas["IngestEvent"]["properties"]["tags"];
+        assert_eq!(tags["maxItems"], pulse_shared::event::MAX_TAGS);
+        assert_eq!(schemas["IngestBatch"]["properties"]["events"]["minItems"], 1);
+        let register = &document["paths"]["/v1/auth/register"]["post"]["responses"];
+        for status in ["413", "415", "429"] {
+            assert!(register.get(status).is_some(), "register documents {status}");
+        }
+        let get_projects = &document["paths"]["/v1/projects"]["get"]["responses"];
+        assert!(get_projects.get("415").is_none(), "no 415 on a route without a body");
     }
 }
