@@ -143,7 +143,7 @@ need_apt() {
 # Debian packages the scripts and the build need on a machine of the rust-svc kind:
 # PostgreSQL server and client, the SMTP sink, curl for the readiness checks, and the C
 # toolchain pieces librdkafka's bundled build (rdkafka-sys) uses.
-PULSE_APT_PACKAGES=(postgresql postgresql-client python3-aiosmtpd curl ca-certificates
+PULSE_APT_PACKAGES=(postgresql postgresql-client python3-aiosmtpd python3-venv curl ca-certificates
     build-essential pkg-config zlib1g-dev libssl-dev)
 
 # tansu_bin: path of the cached Tansu binary, or of one on PATH; empty if neither.

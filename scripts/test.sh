@@ -8,8 +8,10 @@
 #   cargo build --workspace --all-targets      (tests spawn target/debug/pulse-* binaries)
 #   cargo nextest run --workspace              (or cargo test --workspace without nextest),
 #                                              PULSE_TEST_THREADS tests at once (default 4)
+#   scripts/api-fuzz.sh                        schemathesis against the OpenAPI document
+#                                              (whole runs only; PULSE_FUZZ=0 skips it)
 # A formatting or lint failure does not skip the tests; the exit code is the tests' own when
-# they fail, 1 when only fmt/clippy failed, 0 when all passed.
+# they fail, 1 when only fmt/clippy/the fuzz run failed, 0 when all passed.
 #
 # Environment for the test kit (testkit/src/lib.rs), each overridable:
 #   PULSE_TEST_DATABASE_URL   maintenance database; each test clones its own database from it
@@ -94,6 +96,13 @@ if ((tests_rc == 124)); then
     printf 'error: the test run did not finish within %s (PULSE_TEST_TIMEOUT)\n' "$TEST_TIMEOUT" >&2
 fi
 ((tests_rc == 0)) && phase_done "tests passed"
+
+# The OpenAPI document against the live api (schemathesis, every check): a whole run only, and
+# PULSE_FUZZ=0 skips it (a quick local loop).
+if (($# == 0)) && [[ ${PULSE_FUZZ:-1} != 0 ]]; then
+    phase "scripts/api-fuzz.sh (schemathesis against the OpenAPI document)"
+    if "$PULSE_ROOT/scripts/api-fuzz.sh"; then phase_done "the api agrees with its document"; else failed+=(api-fuzz); fi
+fi
 
 echo
 say "Summary ($(elapsed "$total_start"))"

@@ -25,6 +25,17 @@ pub const MAX_LABEL_CHARS: usize = 64;
 pub const MAX_TAGS: usize = 50;
 /// Each tag: 1 to 200 characters.
 pub const MAX_TAG_CHARS: usize = 200;
+
+/// What `str::trim` removes (Unicode White_Space), as the body of a regex class in the subset
+/// ECMA-262, Python's `re` and Rust's regex crates read alike; the OpenAPI `pattern`s use it.
+pub const WHITESPACE_CLASS: &str = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// The OpenAPI `pattern` of a text field [`check_text`] takes: no NUL.
+pub const NO_NUL_PATTERN: &str = r"^[^\x00]*$";
+
+/// The OpenAPI `pattern` of `event_type`: no NUL, and not only whitespace.
+pub fn event_type_pattern() -> String {
+    format!(r"^[^\x00]*[^\x00{WHITESPACE_CLASS}][^\x00]*$")
+}
 /// One validated event: what the api puts on Kafka inside an [`crate::envelope::EventEnvelope`]
 /// and what the persist worker stores. Field meanings are in README.md ("Event fields").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

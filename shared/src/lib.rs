@@ -1,6 +1,6 @@
 //! Plumbing shared by `pulse-api`, `pulse-worker` and `pulse-scheduler`: configuration, the
 //! error type, database pool and migrations, schema, the event and its storage rules, the Kafka envelope and clients,
-//! logging, metrics, operational endpoints and signal handling. One module per concern.
+//! logging, metrics, operational endpoints, signal handling and whole numbers in JSON. One module per concern.
 
 pub mod backoff;
 pub mod config;
@@ -16,5 +16,6 @@ pub mod schema;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod whole;
 
 pub use error::{Error, Result};

@@ -13,9 +13,9 @@
 //! Start-up (migrations, topics, waiting for PostgreSQL and the broker until shutdown) and the
 //! back-off of every retry are shared: `pulse_shared::startup`, `pulse_shared::backoff`.
 
-pub mod error;
+pub(crate) mod error;
 pub mod kafka;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod persist;
 
 use std::str::FromStr;

@@ -8,9 +8,9 @@
 //!
 //! The wire API is documented in docs/ingest.md.
 
-pub mod body;
-pub mod handler;
-pub mod limit;
+pub(crate) mod body;
+pub(crate) mod handler;
+pub(crate) mod limit;
 pub mod validate;
 
 pub use handler::{batch, single, IngestState};

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use pulse_shared::event::{self, check_object, check_tags, check_text, Event};
 pub use pulse_shared::event::{MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_TAGS, MAX_TAG_CHARS};
+use pulse_shared::whole::Whole;
 
 /// Code of an event that breaks a rule below.
 pub const INVALID_EVENT: &str = "INVALID_EVENT";
@@ -334,7 +335,7 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
                 Field::Priority => read_text(&mut map, name, MAX_LABEL_CHARS, &mut priority)?,
                 Field::Status => read_text(&mut map, name, MAX_LABEL_CHARS, &mut status)?,
                 Field::DurationMs => {
-                    duration_ms = map.next_value::<Option<i64>>()?;
+                    duration_ms = map.next_value::<Option<Whole<i64>>>()?.map(|whole| whole.0);
                     match duration_ms {
                         Some(ms) if ms < 0 => Some(format!("duration_ms must be 0 or more, got {ms}")),
                         _ => None,

@@ -467,7 +467,7 @@ pub async fn change_password(
         message: format!(
             "new_password must be {} to {} characters",
             passwords::MIN_PASSWORD_CHARS,
-            passwords::MAX_PASSWORD_BYTES
+            passwords::MAX_PASSWORD_CHARS
         ),
     })?;
     let mut conn = state.conn().await?;

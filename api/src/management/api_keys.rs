@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::authorization::{require_project, AuthUser, Role};
 use super::fields::check_name;
-use super::json::Json;
+use super::json::{self, Json};
 use super::ManagementState;
 use crate::error::ApiError;
 use pulse_shared::keys;
@@ -37,7 +37,7 @@ use pulse_shared::schema::api_keys;
 /// The scopes a key can hold.
 pub const SCOPES: [&str; 2] = ["ingest", "read"];
 /// Longest grace period of a rotation (30 days).
-const MAX_GRACE_SECS: u64 = 30 * 24 * 3600;
+pub const MAX_GRACE_SECS: u64 = 30 * 24 * 3600;
 
 /// A key as listed (never the key itself).
 #[derive(Debug, Clone, Serialize, Queryable, Selectable, ToSchema)]
@@ -118,7 +118,7 @@ pub struct CreateKey {
 pub struct RotateKey {
     /// How long the old key keeps working (0 to 2592000). Default
     /// `PULSE_API_KEY_ROTATION_GRACE_SECS`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "pulse_shared::whole::option")]
     pub grace_period_secs: Option<u64>,
 }
 
@@ -317,11 +317,7 @@ pub async fn rotate(
     path: web::Path<(Uuid, Uuid)>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let request: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateKey::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidJson(error.to_string()))?
-    };
+    let request: RotateKey = json::optional_object(&body)?.unwrap_or_default();
     let grace_secs = request.grace_period_secs.unwrap_or(state.rotation_grace.as_secs());
     if grace_secs > MAX_GRACE_SECS {
         return Err(ApiError::InvalidField {

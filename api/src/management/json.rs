@@ -15,6 +15,8 @@ use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::error::ApiError;
+
 /// A request body that must be a JSON object, deserialized into `T`.
 pub struct Json<T>(pub T);
 
@@ -52,6 +54,17 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
+/// An optional body read by hand (`POST .../rotate`): empty, blank or `null` is `None`,
+/// otherwise it must be a JSON object like any other body.
+pub fn optional_object<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<Object<T>>>(body)
+        .map(|object| object.map(|object| object.0))
+        .map_err(|error| ApiError::InvalidJson(error.to_string()))
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -73,6 +86,16 @@ mod tests {
         name: Option<String>,
         #[serde(default)]
         role: Option<String>,
+    }
+
+    #[test]
+    fn an_optional_body_is_absent_blank_null_or_an_object() {
+        for absent in ["", "  \n", "null"] {
+            assert_eq!(optional_object::<Named>(absent.as_bytes()).expect(absent), None);
+        }
+        let named = optional_object::<Named>(br#"{"name": "a"}"#).expect("object");
+        assert_eq!(named.and_then(|named| named.name).as_deref(), Some("a"));
+        assert!(optional_object::<Named>(br#"["a", null]"#).is_err());
     }
 
     #[test]

@@ -12,20 +12,20 @@
 //! Routes are declared once, in [`routes!`] below: the same table registers them with actix and
 //! lists them in [`ROUTES`], which a test compares with the OpenAPI document.
 
-pub mod accounts;
-pub mod api_keys;
-pub mod authorization;
-pub mod fields;
-pub mod json;
-pub mod login_limit;
-pub mod openapi;
-pub mod organizations;
-pub mod passwords;
-pub mod projects;
-pub mod tenancy;
-pub mod tokens;
-pub mod users;
-pub mod views;
+pub(crate) mod accounts;
+pub(crate) mod api_keys;
+pub(crate) mod authorization;
+pub(crate) mod fields;
+pub(crate) mod json;
+pub(crate) mod login_limit;
+pub(crate) mod openapi;
+pub(crate) mod organizations;
+pub(crate) mod passwords;
+pub(crate) mod projects;
+pub(crate) mod tenancy;
+pub(crate) mod tokens;
+pub(crate) mod users;
+pub(crate) mod views;
 
 use std::time::Duration;
 

@@ -241,7 +241,7 @@ fn docs() {}
         docs,
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&SecuritySchemes, &FieldRules, &StandardStatuses, &ErrorBodies),
+    modifiers(&SecuritySchemes, &FieldRules, &StandardStatuses, &ErrorBodies, &OperationIds),
     tags(
         (name = "ingest", description = "Sending events, with an API key (`pk_…`) of scope `ingest`"),
         (name = "accounts", description = "Register, log in, refresh and end sessions"),
@@ -296,47 +296,129 @@ struct FieldRules;
 
 /// A bound on one property: (schema, property, rule).
 enum Rule {
-    /// A string of `min..=max` characters (`max` unbounded when `None`).
-    Text(usize, Option<usize>),
+    /// A string: `minLength`, `maxLength` (unbounded when `None`), `pattern`.
+    Text(usize, Option<usize>, Option<String>),
     /// An integer of at least this.
     AtLeast(f64),
-    /// An array of `min..=max` items, each a string of `item_min..=item_max` characters.
-    List(usize, usize, usize, usize),
+    /// An integer in `min..=max`.
+    Between(f64, f64),
+    /// An array of at least one item, each one of these strings.
+    OneOrMoreOf(&'static [&'static str]),
+    /// An array of `min..=max` items, each a string of `item_min..=item_max` characters
+    /// matching `pattern`.
+    List(usize, usize, usize, usize, &'static str),
     /// An array of at least this many items.
     NonEmpty,
+    /// A JSON object (or `null`) with no NUL in any key or string, at any depth.
+    NulFree,
+}
+
+/// The component [`Rule::NulFree`] refers to: any JSON value without NUL in a key or string,
+/// which is what `pulse_shared::event::check_object` lets through to `jsonb`.
+const NUL_FREE_JSON: &str = "NulFreeJson";
+
+fn nul_free_json() -> RefOr<utoipa::openapi::schema::Schema> {
+    use pulse_shared::event::NO_NUL_PATTERN;
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    use utoipa::openapi::Ref;
+    let this = || Ref::from_schema_name(NUL_FREE_JSON);
+    let text = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(NO_NUL_PATTERN))
+    };
+    AnyOfBuilder::new()
+        .description(Some(
+            "Any JSON value with no NUL character (\\u0000) in a key or string",
+        ))
+        .item(ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Null, Type::Boolean, Type::Number])))
+        .item(text())
+        .item(ArrayBuilder::new().items(this()))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property_names(Some(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .pattern(Some(NO_NUL_PATTERN)),
+                ))
+                .additional_properties(Some(this())),
+        )
+        .into()
 }
 
 fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
-    use super::fields::{MAX_EMAIL_BYTES, MAX_NAME_CHARS};
-    use super::passwords::MIN_PASSWORD_CHARS;
+    use super::api_keys::{MAX_GRACE_SECS, SCOPES};
+    use super::fields::{email_pattern, name_pattern, MAX_EMAIL_CHARS};
+    use super::passwords::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+    use super::projects::{MAX_RATE_LIMIT, MAX_RETENTION_DAYS};
     use crate::ingest::validate::{
         MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS as EVENT_NAME, MAX_TAGS, MAX_TAG_CHARS,
     };
-    let name = || Rule::Text(1, Some(MAX_NAME_CHARS));
-    let email = || Rule::Text(3, Some(MAX_EMAIL_BYTES));
-    let password = || Rule::Text(MIN_PASSWORD_CHARS, None);
+    use pulse_shared::event::{event_type_pattern, NO_NUL_PATTERN};
+    // The length of a name counts after trimming, so the pattern carries it, not `maxLength`.
+    let name = || Rule::Text(1, None, Some(name_pattern(false)));
+    let email = || Rule::Text(3, Some(MAX_EMAIL_CHARS), Some(email_pattern()));
+    let password = || Rule::Text(MIN_PASSWORD_CHARS, Some(MAX_PASSWORD_CHARS), None);
+    let text = |max| Rule::Text(0, Some(max), Some(NO_NUL_PATTERN.to_owned()));
     vec![
         ("RegisterRequest", "email", email()),
         ("RegisterRequest", "password", password()),
-        ("RegisterRequest", "name", Rule::Text(0, Some(MAX_NAME_CHARS))),
+        ("RegisterRequest", "name", Rule::Text(0, None, Some(name_pattern(true)))),
         ("RegisterRequest", "organization_name", name()),
-        ("LoginRequest", "email", email()),
+        // Login compares with what was registered: any string, 401 when nobody matches.
         ("ChangePasswordRequest", "new_password", password()),
         ("OrganizationRequest", "name", name()),
         ("AddMember", "email", email()),
         ("CreateProject", "name", name()),
+        (
+            "CreateProject",
+            "retention_days",
+            Rule::Between(1.0, MAX_RETENTION_DAYS.into()),
+        ),
+        (
+            "CreateProject",
+            "ingest_rate_limit_per_sec",
+            Rule::Between(1.0, MAX_RATE_LIMIT.into()),
+        ),
         ("UpdateProject", "name", name()),
+        (
+            "UpdateProject",
+            "retention_days",
+            Rule::Between(1.0, MAX_RETENTION_DAYS.into()),
+        ),
+        (
+            "UpdateProject",
+            "ingest_rate_limit_per_sec",
+            Rule::Between(1.0, MAX_RATE_LIMIT.into()),
+        ),
         ("CreateKey", "name", name()),
+        ("CreateKey", "scopes", Rule::OneOrMoreOf(&SCOPES)),
+        (
+            "RotateKey",
+            "grace_period_secs",
+            Rule::Between(0.0, MAX_GRACE_SECS as f64),
+        ),
         ("UpdateMe", "name", name()),
         ("UpdateMe", "email", email()),
-        ("IngestEvent", "event_type", Rule::Text(1, Some(MAX_EVENT_TYPE_CHARS))),
-        ("IngestEvent", "source", Rule::Text(0, Some(EVENT_NAME))),
-        ("IngestEvent", "user_id", Rule::Text(0, Some(EVENT_NAME))),
-        ("IngestEvent", "session_id", Rule::Text(0, Some(EVENT_NAME))),
-        ("IngestEvent", "priority", Rule::Text(0, Some(MAX_LABEL_CHARS))),
-        ("IngestEvent", "status", Rule::Text(0, Some(MAX_LABEL_CHARS))),
+        (
+            "IngestEvent",
+            "event_type",
+            Rule::Text(1, Some(MAX_EVENT_TYPE_CHARS), Some(event_type_pattern())),
+        ),
+        ("IngestEvent", "source", text(EVENT_NAME)),
+        ("IngestEvent", "user_id", text(EVENT_NAME)),
+        ("IngestEvent", "session_id", text(EVENT_NAME)),
+        ("IngestEvent", "priority", text(MAX_LABEL_CHARS)),
+        ("IngestEvent", "status", text(MAX_LABEL_CHARS)),
         ("IngestEvent", "duration_ms", Rule::AtLeast(0.0)),
-        ("IngestEvent", "tags", Rule::List(0, MAX_TAGS, 1, MAX_TAG_CHARS)),
+        (
+            "IngestEvent",
+            "tags",
+            Rule::List(0, MAX_TAGS, 1, MAX_TAG_CHARS, NO_NUL_PATTERN),
+        ),
+        ("IngestEvent", "data", Rule::NulFree),
+        ("IngestEvent", "metadata", Rule::NulFree),
         ("IngestBatch", "events", Rule::NonEmpty),
     ]
 }
@@ -371,6 +453,7 @@ impl Modify for FieldRules {
                 object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
             }
         }
+        components.schemas.insert(NUL_FREE_JSON.to_owned(), nul_free_json());
         for (schema_name, property, rule) in field_rules() {
             let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema_name) else {
                 continue;
@@ -379,28 +462,68 @@ impl Modify for FieldRules {
                 continue;
             };
             match (rule, target) {
-                (Rule::Text(min, max), Schema::Object(text)) => {
+                (Rule::Text(min, max, pattern), Schema::Object(text)) => {
                     text.min_length = Some(min);
                     text.max_length = max;
+                    text.pattern = pattern;
                 }
                 (Rule::AtLeast(minimum), Schema::Object(number)) => {
                     number.minimum = Some(minimum.into());
                 }
-                (Rule::List(min, max, item_min, item_max), Schema::Array(array)) => {
+                (Rule::Between(minimum, maximum), Schema::Object(number)) => {
+                    number.minimum = Some(minimum.into());
+                    number.maximum = Some(maximum.into());
+                }
+                (Rule::OneOrMoreOf(choices), Schema::Array(array)) => {
+                    array.min_items = Some(1);
+                    if let ArrayItems::RefOrSchema(item) = &mut array.items {
+                        if let RefOr::T(Schema::Object(text)) = item.as_mut() {
+                            text.enum_values = Some(choices.iter().map(|choice| (*choice).into()).collect());
+                        }
+                    }
+                }
+                (Rule::List(min, max, item_min, item_max, pattern), Schema::Array(array)) => {
                     array.min_items = Some(min);
                     array.max_items = Some(max);
                     if let ArrayItems::RefOrSchema(item) = &mut array.items {
                         if let RefOr::T(Schema::Object(text)) = item.as_mut() {
                             text.min_length = Some(item_min);
                             text.max_length = Some(item_max);
+                            text.pattern = Some(pattern.to_owned());
                         }
                     }
                 }
                 (Rule::NonEmpty, Schema::Array(array)) => array.min_items = Some(1),
+                (Rule::NulFree, Schema::Object(object)) => {
+                    // Names are strings by JSON's own rule: only the pattern, no `type`.
+                    let names = utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+                        .pattern(Some(pulse_shared::event::NO_NUL_PATTERN));
+                    object.property_names = Some(Box::new(Schema::Object(names.build())));
+                    object.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::Ref(
+                        utoipa::openapi::Ref::from_schema_name(NUL_FREE_JSON),
+                    ))));
+                }
                 _ => {}
             }
         }
     }
+}
+
+/// Every operation of the document, with its path.
+fn operations(openapi: &mut OpenApiDoc) -> impl Iterator<Item = (&str, &mut utoipa::openapi::path::Operation)> {
+    openapi.paths.paths.iter_mut().flat_map(|(path, item)| {
+        [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        .map(move |operation| (path.as_str(), operation))
+    })
 }
 
 /// Statuses any route of a kind can answer, added where a route's own list lacks them: 415
@@ -411,25 +534,44 @@ struct StandardStatuses;
 impl Modify for StandardStatuses {
     fn modify(&self, openapi: &mut OpenApiDoc) {
         const RATE_LIMITED: [&str; 4] = ["/v1/events", "/v1/events/batch", "/v1/auth/login", "/v1/auth/register"];
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations = [&mut item.post, &mut item.put, &mut item.patch];
-            for operation in operations.into_iter().flatten() {
-                if operation.request_body.is_none() {
-                    continue;
-                }
-                let responses = &mut operation.responses.responses;
+        for (path, operation) in operations(openapi) {
+            if operation.request_body.is_none() {
+                continue;
+            }
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry("413".to_owned())
+                .or_insert_with(|| RefOr::T(Response::new("PAYLOAD_TOO_LARGE: the body is over the size limit")));
+            responses.entry("415".to_owned()).or_insert_with(|| {
+                RefOr::T(Response::new(
+                    "UNSUPPORTED_MEDIA_TYPE: the body is not `application/json`",
+                ))
+            });
+            if RATE_LIMITED.contains(&path) {
                 responses
-                    .entry("413".to_owned())
-                    .or_insert_with(|| RefOr::T(Response::new("PAYLOAD_TOO_LARGE: the body is over the size limit")));
-                responses.entry("415".to_owned()).or_insert_with(|| {
-                    RefOr::T(Response::new(
-                        "UNSUPPORTED_MEDIA_TYPE: the body is not `application/json`",
-                    ))
-                });
-                if RATE_LIMITED.contains(&path.as_str()) {
-                    responses
-                        .entry("429".to_owned())
-                        .or_insert_with(|| RefOr::T(Response::new("RATE_LIMITED: too many requests; see Retry-After")));
+                    .entry("429".to_owned())
+                    .or_insert_with(|| RefOr::T(Response::new("RATE_LIMITED: too many requests; see Retry-After")));
+            }
+        }
+    }
+}
+
+/// Makes operation ids unique, as OpenAPI requires (utoipa takes the handler's name, and
+/// several modules have a `list` or a `create`): each is prefixed with its first tag
+/// (`projects_list`, `api_keys_create`) unless it already starts with it (`ingest_batch`).
+struct OperationIds;
+
+impl Modify for OperationIds {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        for (_, operation) in operations(openapi) {
+            let tag = operation
+                .tags
+                .as_ref()
+                .and_then(|tags| tags.first())
+                .map(|tag| tag.replace('-', "_"));
+            if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
+                if !id.starts_with(&tag) {
+                    *id = format!("{tag}_{id}");
                 }
             }
         }
@@ -482,34 +624,25 @@ fn example_code(status: &str, description: &str) -> &'static str {
 
 impl Modify for ErrorBodies {
     fn modify(&self, openapi: &mut OpenApiDoc) {
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let responses = &mut operation.responses.responses;
-                responses.entry("500".to_owned()).or_insert_with(|| {
-                    RefOr::T(Response::new(
-                        "INTERNAL_ERROR: an unexpected failure (logged, no details)",
-                    ))
-                });
-                for (status, response) in responses.iter_mut() {
-                    let RefOr::T(response) = response else { continue };
-                    if !(status.starts_with('4') || status.starts_with('5')) || !response.content.is_empty() {
-                        continue;
-                    }
-                    let code = example_code(status, &response.description);
-                    let example = json!({"error": {"code": code, "message": response.description}});
-                    let mut content = Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                        "ErrorEnvelope",
-                    ))));
-                    content.example = Some(example);
-                    response.content.insert("application/json".to_owned(), content);
+        for (_, operation) in operations(openapi) {
+            let responses = &mut operation.responses.responses;
+            responses.entry("500".to_owned()).or_insert_with(|| {
+                RefOr::T(Response::new(
+                    "INTERNAL_ERROR: an unexpected failure (logged, no details)",
+                ))
+            });
+            for (status, response) in responses.iter_mut() {
+                let RefOr::T(response) = response else { continue };
+                if !(status.starts_with('4') || status.starts_with('5')) || !response.content.is_empty() {
+                    continue;
                 }
+                let code = example_code(status, &response.description);
+                let example = json!({"error": {"code": code, "message": response.description}});
+                let mut content = Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "ErrorEnvelope",
+                ))));
+                content.example = Some(example);
+                response.content.insert("application/json".to_owned(), content);
             }
         }
     }
@@ -589,6 +722,22 @@ mod tests {
     }
 
     #[test]
+    fn operation_ids_are_unique() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let Some(id) = operation["operationId"].as_str() else {
+                    continue;
+                };
+                if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                    panic!("operationId {id:?} on both {other} and {method} {path}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_document_states_the_validators_rules() {
         let document = serde_json::to_value(ApiDoc::openapi()).expect("json");
         let schemas = &document["components"]["schemas"];
@@ -597,10 +746,40 @@ mod tests {
         }
         let name = &schemas["CreateProject"]["properties"]["name"];
         assert_eq!(name["minLength"], 1);
-        assert_eq!(name["maxLength"], super::super::fields::MAX_NAME_CHARS);
+        assert_eq!(name["pattern"], super::super::fields::name_pattern(false));
+        assert_eq!(
+            schemas["IngestEvent"]["properties"]["event_type"]["pattern"],
+            pulse_shared::event::event_type_pattern()
+        );
         assert_eq!(
             schemas["RegisterRequest"]["properties"]["password"]["minLength"],
             super::super::passwords::MIN_PASSWORD_CHARS
+        );
+        let scopes = &schemas["CreateKey"]["properties"]["scopes"];
+        assert_eq!(scopes["minItems"], 1, "{scopes}");
+        assert_eq!(
+            scopes["items"]["enum"],
+            serde_json::json!(super::super::api_keys::SCOPES)
+        );
+        let retention = &schemas["UpdateProject"]["properties"]["retention_days"];
+        assert_eq!(
+            retention["maximum"],
+            super::super::projects::MAX_RETENTION_DAYS,
+            "{retention}"
+        );
+        let grace = &schemas["RotateKey"]["properties"]["grace_period_secs"];
+        assert_eq!(grace["maximum"], super::super::api_keys::MAX_GRACE_SECS, "{grace}");
+        let list = &document["paths"]["/v1/projects"]["get"]["parameters"][0];
+        assert_eq!(list["in"], "query", "{list}");
+        let data = &schemas["IngestEvent"]["properties"]["data"];
+        assert_eq!(
+            data["additionalProperties"]["$ref"], "#/components/schemas/NulFreeJson",
+            "{data}"
+        );
+        assert!(schemas["NulFreeJson"]["anyOf"].is_array());
+        assert_eq!(
+            data["propertyNames"],
+            serde_json::json!({"pattern": pulse_shared::event::NO_NUL_PATTERN})
         );
         let tags = &schemas["IngestEvent"]["properties"]["tags"];
         assert_eq!(tags["maxItems"], pulse_shared::event::MAX_TAGS);

@@ -15,24 +15,26 @@ use crate::error::ApiError;
 
 /// Shortest accepted password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 10;
-/// Longest accepted password, in bytes (argon2 accepts more; this bounds the work per request).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest accepted password, in characters (argon2 accepts more; this bounds the work per
+/// request to at most 4 KiB hashed).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// A hash of a password nobody knows, verified when the account does not exist.
 static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| hash_blocking("pulse-dummy-password-never-used").ok());
 
 /// Checks the password rules; the message names the rule broken.
 pub fn check_rules(password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
         return Err(ApiError::InvalidField {
             field: "password",
             message: format!("password must be at least {MIN_PASSWORD_CHARS} characters"),
         });
     }
-    if password.len() > MAX_PASSWORD_BYTES {
+    if chars > MAX_PASSWORD_CHARS {
         return Err(ApiError::InvalidField {
             field: "password",
-            message: format!("password must be at most {MAX_PASSWORD_BYTES} bytes"),
+            message: format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
         });
     }
     Ok(())
@@ -98,6 +100,6 @@ mod tests {
     fn rules() {
         assert!(check_rules("short").is_err());
         assert!(check_rules("long enough!").is_ok());
-        assert!(check_rules(&"x".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
+        assert!(check_rules(&"x".repeat(MAX_PASSWORD_CHARS + 1)).is_err());
     }
 }

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use serde::{Deserialize, Deserializer, Serialize};
+use pulse_shared::whole;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -29,8 +30,8 @@ use pulse_shared::schema::{memberships, organizations, projects};
 
 /// Default `retention_days` (the column default).
 pub const DEFAULT_RETENTION_DAYS: i32 = 30;
-const MAX_RETENTION_DAYS: i32 = 3650;
-const MAX_RATE_LIMIT: i32 = 1_000_000;
+pub const MAX_RETENTION_DAYS: i32 = 3650;
+pub const MAX_RATE_LIMIT: i32 = 1_000_000;
 
 /// A project.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -73,9 +74,9 @@ impl From<ProjectRow> for ProjectView {
 pub struct CreateProject {
     pub organization_id: Uuid,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::option")]
     pub retention_days: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::option")]
     pub ingest_rate_limit_per_sec: Option<i32>,
 }
 
@@ -87,21 +88,17 @@ pub struct CreateProject {
 pub struct UpdateProject {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::option")]
     pub retention_days: Option<i32>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "whole::present")]
     #[schema(value_type = Option<i32>)]
     pub ingest_rate_limit_per_sec: Option<Option<i32>>,
-}
-
-/// Tells `null` (Some(None)) from an absent field (None, via `#[serde(default)]`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /v1/projects` filter.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListProjects {
     /// Only this organization's projects.
     pub organization_id: Option<Uuid>,

@@ -8,7 +8,7 @@
 pub mod consumer;
 pub mod context;
 pub mod idle_watch;
-pub mod pipeline;
+pub(crate) mod pipeline;
 
 use std::sync::Arc;
 

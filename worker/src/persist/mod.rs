@@ -7,11 +7,11 @@
 //! - [`store`]: the SQL (insert through `event_ids`, idempotent on the event id);
 //! - [`dead_letter`]: the DLQ producer, with the reason in the headers.
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod dead_letter;
-pub mod decode;
+pub(crate) mod decode;
 pub mod store;
-pub mod writer;
+pub(crate) mod writer;
 
 use std::sync::Arc;
 
