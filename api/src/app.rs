@@ -1,6 +1,6 @@
 //! Builds the actix `App`: shared state, extractor error handlers, the per-request middleware,
 //! the operational endpoints (`/healthz`, `/readyz`, `/metrics`), the ingest routes (behind the
-//! per-key rate limit), the management routes, `/openapi.json` and `/docs`, and the JSON 404.
+//! per-key rate limit), the read routes, the management routes, `/openapi.json` and `/docs`, and the JSON 404.
 //! Used by `serve` and by in-process tests.
 
 use actix_web::body::MessageBody;
@@ -12,6 +12,7 @@ use pulse_shared::ops::{self, Readiness};
 use crate::error::{self, ApiError};
 use crate::ingest::{self, IngestState};
 use crate::management::{self, ManagementState};
+use crate::query::{self, QueryState};
 use crate::request_id;
 
 /// Route of single-event ingest.
@@ -24,6 +25,7 @@ pub fn build(
     state: web::Data<IngestState>,
     readiness: web::Data<Readiness>,
     management: web::Data<ManagementState>,
+    queries: web::Data<QueryState>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -37,6 +39,7 @@ pub fn build(
         .app_data(state)
         .app_data(readiness)
         .app_data(management)
+        .app_data(queries)
         .app_data(web::JsonConfig::default().error_handler(error::json_extractor_error))
         .app_data(web::PathConfig::default().error_handler(error::path_extractor_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_extractor_error))
@@ -48,14 +51,23 @@ pub fn build(
         .default_service(web::to(not_found))
 }
 
-/// The ingest routes. Resources are named after their pattern: the metrics middleware reads
-/// the name without allocating.
+/// Route of the counts and durations per time bucket.
+pub const EVENTS_AGGREGATED: &str = "/v1/events/aggregated";
+/// Route of one stored event.
+pub const EVENT: &str = "/v1/events/{event_id}";
+
+/// The ingest and raw-event routes. Resources are named after their pattern: the metrics
+/// middleware reads the name without allocating. `/v1/events` takes POST (ingest, behind the
+/// ingest limit, which lets other methods through) and GET (the read side). The batch route is
+/// and aggregated routes are
+/// registered before `{event_id}`, so `batch` and `aggregated` are never read as ids.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(EVENTS)
             .name(EVENTS)
             .route(web::post().to(ingest::single))
-            .default_service(web::to(post_only))
+            .route(web::get().to(query::list_events))
+            .default_service(web::to(get_or_post))
             .wrap(from_fn(ingest::limit::middleware)),
     )
     .service(
@@ -64,6 +76,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(ingest::batch))
             .default_service(web::to(post_only))
             .wrap(from_fn(ingest::limit::middleware)),
+    )
+    .service(
+        web::resource(EVENTS_AGGREGATED)
+            .name(EVENTS_AGGREGATED)
+            .route(web::get().to(query::aggregated))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(EVENT)
+            .name(EVENT)
+            .route(web::get().to(query::get_event))
+            .default_service(web::to(get_only)),
     );
 }
 
@@ -78,4 +102,12 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn post_only() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed("POST"))
+}
+
+async fn get_or_post() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed("GET, POST"))
+}
+
+async fn get_only() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed("GET"))
 }

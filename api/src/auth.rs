@@ -41,6 +41,8 @@ const CACHE_CAPACITY: u64 = 100_000;
 
 /// Scope needed by the ingest routes.
 pub const SCOPE_INGEST: &str = "ingest";
+/// Scope needed by the read routes (queries, exports).
+pub const SCOPE_READ: &str = "read";
 
 /// A key known to the database, as cached.
 #[derive(Debug)]
@@ -270,6 +272,21 @@ impl Toucher {
 }
 
 /// The key sent with the request, shape-checked.
+/// Whether the request carries an API key (`X-Api-Key`, or a bearer token shaped `pk_…`)
+/// rather than an access token: the read routes take either.
+pub fn presents_api_key(headers: &HeaderMap) -> bool {
+    if headers.contains_key("x-api-key") {
+        return true;
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && token.trim().starts_with(keys::KEY_PREFIX)
+        })
+}
+
 fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
     let candidate = if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| ApiError::Unauthorized("invalid API key"))?;

@@ -93,6 +93,9 @@ pub enum ApiError {
     /// A well-formed request whose field breaks a rule.
     #[error("{message}")]
     InvalidField { field: &'static str, message: String },
+    /// A query parameter of a read route that breaks a rule (or is unknown: `query`).
+    #[error("{message}")]
+    InvalidParameter { parameter: &'static str, message: String },
     #[error("email or password is wrong")]
     InvalidCredentials,
     #[error("{0}")]
@@ -149,7 +152,7 @@ impl ApiError {
             Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::RoleRequired(_) => StatusCode::FORBIDDEN,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidField { .. } | Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidCredentials | Self::InvalidRefreshToken(_) | Self::RefreshTokenReused => {
                 StatusCode::UNAUTHORIZED
             }
@@ -184,6 +187,7 @@ impl ApiError {
             Self::RoleRequired(_) => "FORBIDDEN",
             Self::Conflict { code, .. } => code,
             Self::InvalidField { .. } => "INVALID_FIELD",
+            Self::InvalidParameter { .. } => "INVALID_PARAMETER",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::InvalidRefreshToken(_) => "INVALID_REFRESH_TOKEN",
             Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
@@ -199,6 +203,7 @@ impl ApiError {
             Self::InvalidEvent(rejection) => Some(json!({ "field": rejection.field })),
             Self::ValidationFailed(rejected) | Self::EventRejected(rejected) => Some(json!({ "rejected": rejected })),
             Self::InvalidField { field, .. } => Some(json!({ "field": field })),
+            Self::InvalidParameter { parameter, .. } => Some(json!({ "parameter": parameter })),
             _ => None,
         }
     }

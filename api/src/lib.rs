@@ -6,7 +6,8 @@
 //! [`ingest`] (the ingest routes: rate limit, body, event rules, handlers), [`rate_limit`] (the
 //! token buckets every limit uses), [`error`] (the error type and its wire form), [`metrics`],
 //! [`admin`] (`create-project`), [`management`] (accounts, organizations, projects, API keys,
-//! OpenAPI; docs/management.md). The wire API is documented in docs/ingest.md.
+//! OpenAPI; docs/management.md), [`query`] (the read routes: raw events; docs/query.md). The wire
+//! API is documented in docs/ingest.md.
 
 pub mod admin;
 pub mod app;
@@ -16,6 +17,7 @@ pub(crate) mod error;
 pub mod ingest;
 pub mod management;
 pub(crate) mod metrics;
+pub mod query;
 pub(crate) mod rate_limit;
 pub(crate) mod request_id;
 pub mod serve;

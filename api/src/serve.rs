@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpServer};
 use anyhow::Context;
-use pulse_shared::config::{ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig};
+use pulse_shared::config::{ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig};
 use pulse_shared::db;
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
@@ -30,6 +30,7 @@ use crate::auth::Auth;
 use crate::ingest::IngestState;
 use crate::management::ManagementState;
 use crate::metrics;
+use crate::query::QueryState;
 
 /// Longest wait for PostgreSQL and for the broker at start, each.
 const STARTUP_WAIT: Duration = Duration::from_secs(60);
@@ -40,6 +41,7 @@ pub async fn run(
     database: DatabaseConfig,
     kafka: KafkaConfig,
     auth_config: AuthConfig,
+    query: QueryConfig,
 ) -> anyhow::Result<()> {
     let stop = shutdown::on_signal();
     metrics::init();
@@ -78,13 +80,21 @@ pub async fn run(
         &auth_config,
         Some(state.auth.evictor()),
     ));
-    let server = HttpServer::new(move || app::build(state.clone(), readiness_data.clone(), management.clone()))
-        .workers(api.workers)
-        .disable_signals()
-        .shutdown_timeout(api.shutdown_timeout.as_secs())
-        .bind(api.addr)
-        .with_context(|| format!("binding {}", api.addr))?
-        .run();
+    let queries = web::Data::new(QueryState::new(query));
+    let server = HttpServer::new(move || {
+        app::build(
+            state.clone(),
+            readiness_data.clone(),
+            management.clone(),
+            queries.clone(),
+        )
+    })
+    .workers(api.workers)
+    .disable_signals()
+    .shutdown_timeout(api.shutdown_timeout.as_secs())
+    .bind(api.addr)
+    .with_context(|| format!("binding {}", api.addr))?
+    .run();
     let handle = server.handle();
     tracing::info!(addr = %api.addr, workers = api.workers, topic = %topics.events, "Listening");
 

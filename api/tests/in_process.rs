@@ -12,7 +12,8 @@ use pulse_api::app;
 use pulse_api::auth::Auth;
 use pulse_api::ingest::IngestState;
 use pulse_api::management::ManagementState;
-use pulse_shared::config::{AuthConfig, DatabaseConfig, KafkaConfig};
+use pulse_api::query::QueryState;
+use pulse_shared::config::{AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig};
 use pulse_shared::db;
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
@@ -78,7 +79,8 @@ async fn service(
     ));
     let readiness = web::Data::new(Readiness::new(pool.clone(), KafkaProbe::new(&kafka).expect("probe")));
     let management = web::Data::new(ManagementState::new(pool, &auth_config(), Some(evictor)));
-    test::init_service(app::build(ingest, readiness, management)).await
+    let queries = web::Data::new(QueryState::new(QueryConfig::default()));
+    test::init_service(app::build(ingest, readiness, management, queries)).await
 }
 
 /// Sends `request`, returns the status and the JSON body (`Null` when empty).

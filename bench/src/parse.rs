@@ -39,7 +39,7 @@ struct WireEvent {
     #[serde(default)]
     duration_ms: Option<i64>,
     #[serde(default)]
-    priority: Option<String>,
+    priority: Option<i32>,
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
@@ -77,13 +77,21 @@ pub fn parse_derived(json: &[u8], received_at: DateTime<Utc>) -> Result<Event, (
         ("source", wire.source.as_deref(), event::MAX_NAME_CHARS),
         ("user_id", wire.user_id.as_deref(), event::MAX_NAME_CHARS),
         ("session_id", wire.session_id.as_deref(), event::MAX_NAME_CHARS),
-        ("priority", wire.priority.as_deref(), event::MAX_LABEL_CHARS),
         ("status", wire.status.as_deref(), event::MAX_LABEL_CHARS),
     ];
     for (name, value, max) in texts {
         if let Some(message) = value.and_then(|value| event::check_text(name, value, max)) {
             return Err((name.into(), message));
         }
+    }
+    if let Some(priority) = wire
+        .priority
+        .filter(|priority| !(0..=event::MAX_PRIORITY).contains(priority))
+    {
+        return Err((
+            "priority".into(),
+            format!("priority must be between 0 and {}, got {priority}", event::MAX_PRIORITY),
+        ));
     }
     if let Some(ms) = wire.duration_ms.filter(|ms| *ms < 0) {
         return Err(("duration_ms".into(), format!("duration_ms must be 0 or more, got {ms}")));

@@ -42,7 +42,7 @@ const PATHS: [&str; 8] = [
     "/cart",
 ];
 const BROWSERS: [&str; 4] = ["firefox", "chrome", "safari", "edge"];
-const PRIORITIES: [&str; 3] = ["low", "normal", "high"];
+const PRIORITIES: [i32; 3] = [1, 5, 10];
 const STATUSES: [&str; 3] = ["ok", "ok", "failed"];
 
 /// One synthetic event, before it becomes JSON (load) or a row (baseline).
@@ -54,7 +54,7 @@ pub struct SampleEvent {
     pub user_id: String,
     pub session_id: String,
     pub duration_ms: Option<i64>,
-    pub priority: Option<&'static str>,
+    pub priority: Option<i32>,
     pub status: Option<&'static str>,
     pub tags: Vec<String>,
     pub data: Value,

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::event::Event;
 
-/// The envelope version this build writes.
-pub const ENVELOPE_VERSION: u16 = 1;
+/// The envelope version this build writes. 2: `priority` is an integer (1: a text label).
+pub const ENVELOPE_VERSION: u16 = 2;
 
 /// Kafka header naming the envelope version, for tools that route without decoding.
 pub const VERSION_HEADER: &str = "pulse-envelope-version";
@@ -64,6 +64,26 @@ impl EventEnvelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn priority_in(version: u16, priority: serde_json::Value) -> Option<i32> {
+        let message = serde_json::json!({
+            "v": version,
+            "project_id": Uuid::nil(),
+            "received_at": "2026-11-23T10:00:01Z",
+            "event": {"id": Uuid::nil(), "timestamp": "2026-11-23T10:00:00Z", "event_type": "x", "priority": priority},
+        });
+        let bytes = serde_json::to_vec(&message).expect("bytes");
+        EventEnvelope::decode(Some(&bytes)).expect("decodes").event.priority
+    }
+
+    #[test]
+    fn priority_is_an_integer_and_version_1_labels_are_read() {
+        assert_eq!(priority_in(2, 7.into()), Some(7));
+        assert_eq!(priority_in(2, serde_json::Value::Null), None);
+        assert_eq!(priority_in(1, " 42 ".into()), Some(42));
+        assert_eq!(priority_in(1, "high".into()), None);
+        assert_eq!(priority_in(1, "5000".into()), None);
+    }
 
     #[test]
     fn round_trips_and_rejects_what_it_cannot_read() {

@@ -19,8 +19,10 @@ use uuid::Uuid;
 pub const MAX_EVENT_TYPE_CHARS: usize = 200;
 /// `source`, `user_id`, `session_id`: at most 200 characters.
 pub const MAX_NAME_CHARS: usize = 200;
-/// `priority`, `status`: at most 64 characters.
+/// `status`: at most 64 characters.
 pub const MAX_LABEL_CHARS: usize = 64;
+/// `priority`: an integer from 0 to this.
+pub const MAX_PRIORITY: i32 = 1000;
 /// `tags`: at most 50 tags.
 pub const MAX_TAGS: usize = 50;
 /// Each tag: 1 to 200 characters.
@@ -51,8 +53,12 @@ pub struct Event {
     pub session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "priority_of_any_version"
+    )]
+    pub priority: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -61,6 +67,28 @@ pub struct Event {
     pub data: Value,
     #[serde(default = "empty_object")]
     pub metadata: Value,
+}
+
+/// `priority` as envelope version 2 writes it (an integer), or as version 1 did (a free-form
+/// label): a label that is a number from 0 to [`MAX_PRIORITY`] is that number, any other is
+/// dropped (the migration that made the column an integer kept stored labels in
+/// `metadata.priority_label`; a version-1 message still in flight at the upgrade loses it).
+fn priority_of_any_version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Priority {
+        Number(i32),
+        Label(String),
+    }
+    Ok(match Option::<Priority>::deserialize(deserializer)? {
+        Some(Priority::Number(number)) => Some(number),
+        Some(Priority::Label(label)) => label
+            .trim()
+            .parse()
+            .ok()
+            .filter(|number| (0..=MAX_PRIORITY).contains(number)),
+        None => None,
+    })
 }
 
 /// `{}`, the value of an absent `data` or `metadata`.
@@ -163,7 +191,6 @@ pub fn check_storable(event: &Event, received_at: &DateTime<Utc>) -> Result<(), 
         ("source", event.source.as_deref()),
         ("user_id", event.user_id.as_deref()),
         ("session_id", event.session_id.as_deref()),
-        ("priority", event.priority.as_deref()),
         ("status", event.status.as_deref()),
     ];
     for (field, text) in texts {
@@ -172,6 +199,9 @@ pub fn check_storable(event: &Event, received_at: &DateTime<Utc>) -> Result<(), 
                 "{field} contains a NUL character, which PostgreSQL text cannot hold"
             ));
         }
+    }
+    if let Some(priority) = event.priority.filter(|priority| !(0..=MAX_PRIORITY).contains(priority)) {
+        return Err(format!("priority {priority} is outside 0 to {MAX_PRIORITY}"));
     }
     if event.tags.iter().any(|tag| has_nul(tag)) {
         return Err("tags contain a NUL character, which PostgreSQL text cannot hold".into());

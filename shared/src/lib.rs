@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod keys;
 pub mod metrics;
 pub mod ops;
+pub mod rollup;
 pub mod schema;
 pub mod shutdown;
 pub mod startup;

@@ -50,7 +50,7 @@ diesel::table! {
         user_id -> Nullable<Text>,
         session_id -> Nullable<Text>,
         duration_ms -> Nullable<Int8>,
-        priority -> Nullable<Text>,
+        priority -> Nullable<Int4>,
         status -> Nullable<Text>,
         tags -> Array<Text>,
         data -> Jsonb,

@@ -48,7 +48,7 @@ fn tricky_event(project_id: Uuid, timestamp: DateTime<Utc>) -> EventEnvelope {
         user_id: Some("ユーザー 👩‍💻".into()),
         session_id: Some("NULL".into()),
         duration_ms: Some(i64::MAX),
-        priority: Some(String::new()),
+        priority: Some(0),
         status: Some("multi\nline".into()),
         tags: tricky_tags(),
         data: json!({
@@ -97,7 +97,7 @@ async fn assert_stored_as(db: &TestDb, expected: &EventEnvelope) {
     assert_eq!(row.get::<_, Option<String>>(5), event.user_id);
     assert_eq!(row.get::<_, Option<String>>(6), event.session_id);
     assert_eq!(row.get::<_, Option<i64>>(7), event.duration_ms);
-    assert_eq!(row.get::<_, Option<String>>(8), event.priority);
+    assert_eq!(row.get::<_, Option<i32>>(8), event.priority);
     assert_eq!(row.get::<_, Option<String>>(9), event.status);
     assert_eq!(row.get::<_, Vec<String>>(10), event.tags);
     assert_eq!(row.get::<_, serde_json::Value>(11), event.data);

@@ -46,12 +46,14 @@ impl IngestLimiter {
 /// key's bucket or is answered 429 with `Retry-After`; every such answer carries the
 /// `RateLimit-*` headers. Requests without a valid key pass through untouched, so the handler
 /// answers them as usual (401/403/503). The authenticated key record is left in the request's
-/// extensions, so the handler does not look the key up a second time.
+/// extensions, so the handler does not look the key up a second time. Only POST is ingest:
+/// other methods (`GET /v1/events`, the read side, with its own limit) pass through.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let decision = match req.app_data::<web::Data<IngestState>>() {
+    let ingest = req.method() == actix_web::http::Method::POST;
+    let decision = match req.app_data::<web::Data<IngestState>>().filter(|_| ingest) {
         Some(state) => match state.auth.authenticate(req.headers(), SCOPE_INGEST).await {
             Ok(record) => {
                 let decision = state

@@ -22,7 +22,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use pulse_shared::event::{self, check_object, check_tags, check_text, Event};
-pub use pulse_shared::event::{MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_TAGS, MAX_TAG_CHARS};
+pub use pulse_shared::event::{
+    MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_PRIORITY, MAX_TAGS, MAX_TAG_CHARS,
+};
 use pulse_shared::whole::Whole;
 
 /// Code of an event that breaks a rule below.
@@ -332,7 +334,20 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
                 Field::Source => read_text(&mut map, name, MAX_NAME_CHARS, &mut source)?,
                 Field::UserId => read_text(&mut map, name, MAX_NAME_CHARS, &mut user_id)?,
                 Field::SessionId => read_text(&mut map, name, MAX_NAME_CHARS, &mut session_id)?,
-                Field::Priority => read_text(&mut map, name, MAX_LABEL_CHARS, &mut priority)?,
+                Field::Priority => {
+                    let value = map.next_value::<Option<Whole<i64>>>()?.map(|whole| whole.0);
+                    match value.map(|number| i32::try_from(number).ok().filter(|n| (0..=MAX_PRIORITY).contains(n))) {
+                        Some(Some(number)) => {
+                            priority = Some(number);
+                            None
+                        }
+                        Some(None) => Some(format!(
+                            "priority must be between 0 and {MAX_PRIORITY}, got {}",
+                            value.unwrap_or_default()
+                        )),
+                        None => None,
+                    }
+                }
                 Field::Status => read_text(&mut map, name, MAX_LABEL_CHARS, &mut status)?,
                 Field::DurationMs => {
                     duration_ms = map.next_value::<Option<Whole<i64>>>()?.map(|whole| whole.0);
@@ -434,7 +449,7 @@ mod tests {
             "user_id": "u1",
             "session_id": "s1",
             "duration_ms": 0,
-            "priority": "high",
+            "priority": 5,
             "status": "ok",
             "tags": ["a", "b"],
             "data": {"amount": 3},
@@ -497,10 +512,21 @@ mod tests {
             (json!({"event_type": "x", "user_id": 42}), "user_id", "invalid type"),
             (json!({"event_type": "x", "session_id": "a\u{0}b"}), "session_id", "NUL"),
             (
-                json!({"event_type": "x", "priority": "p".repeat(65)}),
+                json!({"event_type": "x", "priority": 1001}),
                 "priority",
-                "at most 64",
+                "between 0 and 1000",
             ),
+            (
+                json!({"event_type": "x", "priority": -1}),
+                "priority",
+                "between 0 and 1000",
+            ),
+            (
+                json!({"event_type": "x", "priority": "high"}),
+                "priority",
+                "whole number",
+            ),
+            (json!({"event_type": "x", "priority": 1.5}), "priority", "whole number"),
             (
                 json!({"event_type": "x", "status": "s".repeat(65)}),
                 "status",
@@ -565,7 +591,7 @@ mod tests {
 
     #[test]
     fn limits_are_inclusive() {
-        parse(json!({"event_type": "é".repeat(200), "tags": vec!["t".repeat(200); 50], "priority": "p".repeat(64)}))
+        parse(json!({"event_type": "é".repeat(200), "tags": vec!["t".repeat(200); 50], "priority": 1000}))
             .expect("at the limits");
     }
 

@@ -53,7 +53,7 @@ pub struct ErrorBody {
     "user_id": "u_42",
     "session_id": "s_9",
     "duration_ms": 350,
-    "priority": "high",
+    "priority": 5,
     "status": "ok",
     "tags": ["eu", "mobile"],
     "data": {"amount_cents": 4200},
@@ -71,7 +71,8 @@ pub struct IngestEvent {
     pub session_id: Option<String>,
     /// 0 or more.
     pub duration_ms: Option<i64>,
-    pub priority: Option<String>,
+    /// 0 to 1000.
+    pub priority: Option<i32>,
     pub status: Option<String>,
     /// At most 50 tags of 1 to 200 characters.
     pub tags: Option<Vec<String>>,
@@ -204,11 +205,14 @@ fn docs() {}
 #[openapi(
     info(
         title = "Pulse API",
-        description = "Event ingestion (API keys) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guide: docs/management.md."
+        description = "Event ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md."
     ),
     paths(
         ingest_single,
         ingest_batch,
+        crate::query::events::list_events,
+        crate::query::events::get_event,
+        crate::query::rollups::aggregated,
         accounts::register,
         accounts::login,
         accounts::refresh,
@@ -244,6 +248,7 @@ fn docs() {}
     modifiers(&SecuritySchemes, &FieldRules, &StandardStatuses, &ErrorBodies, &OperationIds),
     tags(
         (name = "ingest", description = "Sending events, with an API key (`pk_…`) of scope `ingest`"),
+        (name = "events", description = "Reading stored events back, with an API key of scope `read` or an access token plus `project_id`"),
         (name = "accounts", description = "Register, log in, refresh and end sessions"),
         (name = "users", description = "The caller's own account"),
         (name = "organizations", description = "Organizations and their members"),
@@ -353,7 +358,7 @@ fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
     use super::passwords::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
     use super::projects::{MAX_RATE_LIMIT, MAX_RETENTION_DAYS};
     use crate::ingest::validate::{
-        MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS as EVENT_NAME, MAX_TAGS, MAX_TAG_CHARS,
+        MAX_EVENT_TYPE_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS as EVENT_NAME, MAX_PRIORITY, MAX_TAGS, MAX_TAG_CHARS,
     };
     use pulse_shared::event::{event_type_pattern, NO_NUL_PATTERN};
     // The length of a name counts after trimming, so the pattern carries it, not `maxLength`.
@@ -409,7 +414,7 @@ fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ("IngestEvent", "source", text(EVENT_NAME)),
         ("IngestEvent", "user_id", text(EVENT_NAME)),
         ("IngestEvent", "session_id", text(EVENT_NAME)),
-        ("IngestEvent", "priority", text(MAX_LABEL_CHARS)),
+        ("IngestEvent", "priority", Rule::Between(0.0, MAX_PRIORITY.into())),
         ("IngestEvent", "status", text(MAX_LABEL_CHARS)),
         ("IngestEvent", "duration_ms", Rule::AtLeast(0.0)),
         (

@@ -21,6 +21,9 @@ async fn openapi_document_covers_every_route_and_every_documented_route_answers(
     for (method, path) in [
         ("post", pulse_api::app::EVENTS),
         ("post", pulse_api::app::EVENTS_BATCH),
+        ("get", pulse_api::app::EVENTS),
+        ("get", pulse_api::app::EVENTS_AGGREGATED),
+        ("get", pulse_api::app::EVENT),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),

@@ -28,6 +28,14 @@ async fn deleted_project_is_purged_in_the_background() {
             )
             .await
             .expect("seed events");
+        client
+            .execute(
+                "INSERT INTO event_rollups (project_id, bucket, event_type, events, durations, duration_sum)
+                 VALUES ($1, date_trunc('minute', now()), 'seeded', $2, 0, 0)",
+                &[&target, &i64::from(count)],
+            )
+            .await
+            .expect("seed rollups");
     }
     assert_eq!(stack.db.count_events(project).await, 35);
     stack
@@ -56,6 +64,18 @@ async fn deleted_project_is_purged_in_the_background() {
         .expect("count")
         .get(0);
     assert_eq!(ids, 0);
+    let rollups = |target: uuid::Uuid| {
+        let client = &client;
+        async move {
+            client
+                .query_one("SELECT count(*) FROM event_rollups WHERE project_id = $1", &[&target])
+                .await
+                .expect("count rollups")
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(rollups(project).await, 0, "its rollups purged");
+    assert_eq!(rollups(keep).await, 1, "other projects' rollups untouched");
     assert_eq!(stack.db.count_events(keep).await, 3, "other projects untouched");
     // The name is free again at once.
     let name_reuse = stack.project(&user, json!({})).await;

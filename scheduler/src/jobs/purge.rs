@@ -3,7 +3,7 @@
 //! `DELETE /v1/projects/{id}` only marks the project (`deleted_at`) and revokes its keys; this
 //! job then removes its events, oldest first, `PULSE_PURGE_BATCH_SIZE` at a time (plus ties on
 //! the last timestamp), each batch in its own short transaction, then the rest of its
-//! `event_ids`, then the project row itself, which cascades to everything declared `ON DELETE
+//! `event_ids`, then its rollups (`event_rollups`), then the project row itself, which cascades to everything declared `ON DELETE
 //! CASCADE` on `projects` (API keys and any project-owned table added later). An organization
 //! marked deleted goes once it has no project left.
 //!
@@ -35,6 +35,8 @@ pub enum Step {
     Events(usize),
     /// Deleted leftover `event_ids` rows of a project.
     EventIds(usize),
+    /// Deleted rollup rows of a project.
+    Rollups(usize),
     /// Removed a project row (all its data is gone).
     ProjectRemoved,
     /// Removed an empty deleted organization.
@@ -108,16 +110,14 @@ async fn step_in(conn: &mut AsyncPgConnection, batch_size: i64) -> Result<Step, 
 
     // Ids whose events were already gone (retention); `event_ids` has no project index, so
     // this scans, but only once per deleted project.
-    let leftovers = diesel::sql_query(
-        "DELETE FROM event_ids WHERE ctid = ANY(ARRAY(
-             SELECT ctid FROM event_ids WHERE project_id = $1 LIMIT $2))",
-    )
-    .bind::<SqlUuid, _>(project)
-    .bind::<BigInt, _>(batch_size.max(1))
-    .execute(conn)
-    .await?;
+    let leftovers = delete_some(conn, "event_ids", project, batch_size).await?;
     if leftovers > 0 {
         return Ok(Step::EventIds(leftovers));
+    }
+
+    let rollups = delete_some(conn, "event_rollups", project, batch_size).await?;
+    if rollups > 0 {
+        return Ok(Step::Rollups(rollups));
     }
 
     diesel::sql_query("DELETE FROM projects WHERE id = $1")
@@ -126,6 +126,23 @@ async fn step_in(conn: &mut AsyncPgConnection, batch_size: i64) -> Result<Step, 
         .await?;
     tracing::info!(project_id = %project, "Deleted project purged");
     Ok(Step::ProjectRemoved)
+}
+
+/// Deletes at most `limit` rows of a project from `table`, by `ctid` in one short statement;
+/// returns how many went.
+async fn delete_some(
+    conn: &mut AsyncPgConnection,
+    table: &'static str,
+    project: Uuid,
+    limit: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(format!(
+        "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE project_id = $1 LIMIT $2))"
+    ))
+    .bind::<SqlUuid, _>(project)
+    .bind::<BigInt, _>(limit.max(1))
+    .execute(conn)
+    .await
 }
 
 /// Runs purge steps until `stop`: back to back while there is work, every `interval` when idle.
@@ -151,7 +168,7 @@ pub async fn run(pool: DbPool, interval: Duration, batch_size: i64, stop: Cancel
                 RUNS.with_label_values(&["purge", "ok"]).inc();
                 Duration::ZERO
             }
-            Ok(Step::EventIds(_)) => Duration::ZERO,
+            Ok(Step::EventIds(_) | Step::Rollups(_)) => Duration::ZERO,
             Err(error) => {
                 RUNS.with_label_values(&["purge", "error"]).inc();
                 tracing::warn!(error = %error, "Purge step failed; retrying");

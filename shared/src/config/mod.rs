@@ -2,7 +2,8 @@
 //! place (an optional `.env` file in the working directory is loaded first).
 //!
 //! Each area has its own struct with the default beside the field, in a file of its own
-//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `worker.rs`, `scheduler.rs`);
+//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `query.rs`, `worker.rs`,
+//! `scheduler.rs`);
 //! this file holds the variable table below (the one list of every `PULSE_*` variable, which
 //! `scripts/check-docs.py` compares with README.md) and the readers they share. Every value is validated
 //! when it is read; a bad one stops the binary with one line naming the variable
@@ -38,6 +39,9 @@
 //! | `PULSE_LOGIN_RATE_PER_MIN_ACCOUNT` | `10` | login attempts per account (email) per minute, per replica |
 //! | `PULSE_INGEST_RATE_LIMIT_PER_SEC` | `10000` | ingest requests per second per API key and replica, when the project sets none (burst: one second's worth) |
 //! | `PULSE_API_KEY_ROTATION_GRACE_SECS` | `86400` | default time a rotated API key keeps working |
+//! | `PULSE_READ_RATE_LIMIT_PER_SEC` | `100` | read requests (queries, exports) per second per API key, or per member with an access token, and replica (burst: one second's worth) |
+//! | `PULSE_QUERY_MAX_RAW_DAYS` | `7` | longest range, in days, of a query over raw events (`GET /v1/events`) |
+//! | `PULSE_QUERY_MAX_BUCKETS` | `10000` | most buckets one answer may hold (`GET /v1/events/aggregated`) |
 //! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the scheduler looks for deleted projects to purge |
 //! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
@@ -53,6 +57,7 @@ mod auth;
 mod database;
 mod kafka;
 mod log;
+mod query;
 mod scheduler;
 mod worker;
 
@@ -61,6 +66,7 @@ pub use auth::{AuthConfig, MIN_JWT_SECRET_BYTES};
 pub use database::DatabaseConfig;
 pub use kafka::KafkaConfig;
 pub use log::{LogConfig, LogFormat};
+pub use query::QueryConfig;
 pub use scheduler::SchedulerConfig;
 pub use worker::WorkerConfig;
 

@@ -55,7 +55,7 @@ mod tests {
 
     fn payload(event: Value) -> Vec<u8> {
         serde_json::to_vec(&json!({
-            "v": 1,
+            "v": 2,
             "project_id": "0192f0c1-0000-7000-8000-0000000000aa",
             "received_at": "2026-11-23T10:00:01Z",
             "event": event,
@@ -113,6 +113,12 @@ mod tests {
             decode(Some(&payload(ancient))).expect_err("too old").reason,
             "unstorable"
         );
+
+        let mut loud = event();
+        loud["priority"] = json!(5000);
+        let rejection = decode(Some(&payload(loud))).expect_err("priority out of range");
+        assert_eq!(rejection.reason, "unstorable");
+        assert!(rejection.message.starts_with("priority"), "{}", rejection.message);
 
         // chrono ends (year 262143) before PostgreSQL does (294276): any decoded future date fits.
         let mut far = event();

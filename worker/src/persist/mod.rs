@@ -4,12 +4,14 @@
 //! - [`decode`]: payload → envelope, or the reason it is undecodable;
 //! - [`batch`]: what one batch holds (events, dead letters, offsets to store);
 //! - [`writer`]: writing a batch with retries until done or abandoned at shutdown;
-//! - [`store`]: the SQL (insert through `event_ids`, idempotent on the event id);
+//! - [`store`]: the SQL (insert through `event_ids`, idempotent on the event id), in one
+//!   transaction with the batch's [`rollups`] (per-minute summaries of the new events);
 //! - [`dead_letter`]: the DLQ producer, with the reason in the headers.
 
 pub(crate) mod batch;
 pub mod dead_letter;
 pub(crate) mod decode;
+pub(crate) mod rollups;
 pub mod store;
 pub(crate) mod writer;
 

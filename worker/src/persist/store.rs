@@ -1,8 +1,8 @@
-//! The one statement that writes a batch, and the column arrays it binds.
+//! The transaction that writes a batch, and the column arrays it binds.
 //!
-//! A batch is written by a single `INSERT … SELECT FROM unnest(…)` statement with two
-//! data-modifying CTEs. A single statement is a single transaction (autocommit), so either the
-//! whole batch is stored or none of it is, with no `BEGIN`/`COMMIT` round trips:
+//! A batch's events are written by a single `INSERT … SELECT FROM unnest(…)` statement with two
+//! data-modifying CTEs, in a transaction with the batch's rollups (`rollups.rs`), so either the
+//! whole batch and its rollups are stored or none of it is:
 //!
 //! 1. `new_ids` inserts every id into `event_ids` with `ON CONFLICT (id) DO NOTHING RETURNING
 //!    id`: only ids never stored before come back. A concurrent writer of the same id (two
@@ -11,6 +11,8 @@
 //! 2. the second CTE inserts into `events` only the rows whose id came back. `events` is
 //!    partitioned by time and cannot have a unique index on `id` alone, which is why
 //!    `event_ids` exists (see the migration).
+//! 3. the statement returns those new ids, and the rollups are built from exactly those rows
+//!    and inserted in the same transaction (promise 3).
 //!
 //! Every column is one binary-encoded array parameter (14 parameters whatever the batch size),
 //! which PostgreSQL unnests in one pass: close to `COPY` and far cheaper than multi-row
@@ -21,21 +23,26 @@
 //! Rows are sorted by id before binding, so two workers writing overlapping ids take the row
 //! locks of `event_ids` in the same order and cannot deadlock each other.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Int4, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::scoped_futures::ScopedFutureExt;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use pulse_shared::envelope::EventEnvelope;
 use uuid::Uuid;
 
-/// Writes a batch; returns how many rows were new. Parameters are the arrays of [`Columns`]
-/// in field order.
+use super::rollups;
+
+/// Writes a batch; returns the ids that were new (the rollups are built from those rows).
+/// Parameters are the arrays of [`Columns`] in field order.
 pub const INSERT_EVENTS: &str = r#"
 WITH input AS MATERIALIZED (
     SELECT *
     FROM unnest(
         $1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
-        $7::text[], $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[],
+        $7::text[], $8::text[], $9::int8[], $10::int4[], $11::text[], $12::text[],
         $13::jsonb[], $14::jsonb[]
     ) AS t (id, project_id, ts, received_at, event_type, source,
             user_id, session_id, duration_ms, priority, status, tags,
@@ -56,26 +63,26 @@ stored AS (
            input.tags::text[], input.data, input.metadata
     FROM input JOIN new_ids ON new_ids.id = input.id
 )
-SELECT count(*) AS inserted FROM new_ids
+SELECT id FROM new_ids
 "#;
 
 /// A batch of events as one array per column, ready to bind to [`INSERT_EVENTS`].
 #[derive(Debug, Default, Clone)]
 pub struct Columns {
-    ids: Vec<Uuid>,
-    project_ids: Vec<Uuid>,
-    timestamps: Vec<DateTime<Utc>>,
-    received_at: Vec<DateTime<Utc>>,
-    event_types: Vec<String>,
-    sources: Vec<Option<String>>,
-    user_ids: Vec<Option<String>>,
-    session_ids: Vec<Option<String>>,
-    durations: Vec<Option<i64>>,
-    priorities: Vec<Option<String>>,
-    statuses: Vec<Option<String>>,
-    tags: Vec<String>,
-    data: Vec<serde_json::Value>,
-    metadata: Vec<serde_json::Value>,
+    pub(super) ids: Vec<Uuid>,
+    pub(super) project_ids: Vec<Uuid>,
+    pub(super) timestamps: Vec<DateTime<Utc>>,
+    pub(super) received_at: Vec<DateTime<Utc>>,
+    pub(super) event_types: Vec<String>,
+    pub(super) sources: Vec<Option<String>>,
+    pub(super) user_ids: Vec<Option<String>>,
+    pub(super) session_ids: Vec<Option<String>>,
+    pub(super) durations: Vec<Option<i64>>,
+    pub(super) priorities: Vec<Option<i32>>,
+    pub(super) statuses: Vec<Option<String>>,
+    pub(super) tags: Vec<String>,
+    pub(super) data: Vec<serde_json::Value>,
+    pub(super) metadata: Vec<serde_json::Value>,
 }
 
 impl Columns {
@@ -139,39 +146,48 @@ pub struct Written {
 }
 
 #[derive(QueryableByName)]
-struct Inserted {
-    #[diesel(sql_type = BigInt)]
-    inserted: i64,
+struct NewId {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
 }
 
-/// Writes the batch in one statement (one transaction). On error nothing was stored and the
-/// same `columns` can be written again.
+/// Writes the batch and its rollups in one transaction: the events (one statement, which
+/// returns the ids that were new), then the rollups of exactly those events. On error nothing
+/// was stored and the same `columns` can be written again.
 pub async fn write(conn: &mut AsyncPgConnection, columns: &Columns) -> diesel::QueryResult<Written> {
     if columns.is_empty() {
         return Ok(Written::default());
     }
-    let row: Inserted = diesel::sql_query(INSERT_EVENTS)
-        .bind::<Array<SqlUuid>, _>(&columns.ids)
-        .bind::<Array<SqlUuid>, _>(&columns.project_ids)
-        .bind::<Array<Timestamptz>, _>(&columns.timestamps)
-        .bind::<Array<Timestamptz>, _>(&columns.received_at)
-        .bind::<Array<Text>, _>(&columns.event_types)
-        .bind::<Array<Nullable<Text>>, _>(&columns.sources)
-        .bind::<Array<Nullable<Text>>, _>(&columns.user_ids)
-        .bind::<Array<Nullable<Text>>, _>(&columns.session_ids)
-        .bind::<Array<Nullable<Int8>>, _>(&columns.durations)
-        .bind::<Array<Nullable<Text>>, _>(&columns.priorities)
-        .bind::<Array<Nullable<Text>>, _>(&columns.statuses)
-        .bind::<Array<Text>, _>(&columns.tags)
-        .bind::<Array<Jsonb>, _>(&columns.data)
-        .bind::<Array<Jsonb>, _>(&columns.metadata)
-        .get_result(conn)
-        .await?;
-    let inserted = usize::try_from(row.inserted).unwrap_or(0).min(columns.len());
-    Ok(Written {
-        inserted,
-        duplicates: columns.len() - inserted,
+    conn.transaction(|conn| {
+        async move {
+            let new: Vec<NewId> = diesel::sql_query(INSERT_EVENTS)
+                .bind::<Array<SqlUuid>, _>(&columns.ids)
+                .bind::<Array<SqlUuid>, _>(&columns.project_ids)
+                .bind::<Array<Timestamptz>, _>(&columns.timestamps)
+                .bind::<Array<Timestamptz>, _>(&columns.received_at)
+                .bind::<Array<Text>, _>(&columns.event_types)
+                .bind::<Array<Nullable<Text>>, _>(&columns.sources)
+                .bind::<Array<Nullable<Text>>, _>(&columns.user_ids)
+                .bind::<Array<Nullable<Text>>, _>(&columns.session_ids)
+                .bind::<Array<Nullable<Int8>>, _>(&columns.durations)
+                .bind::<Array<Nullable<Int4>>, _>(&columns.priorities)
+                .bind::<Array<Nullable<Text>>, _>(&columns.statuses)
+                .bind::<Array<Text>, _>(&columns.tags)
+                .bind::<Array<Jsonb>, _>(&columns.data)
+                .bind::<Array<Jsonb>, _>(&columns.metadata)
+                .load(conn)
+                .await?;
+            let new: HashSet<Uuid> = new.into_iter().map(|row| row.id).collect();
+            rollups::Rollups::of(columns, &new).write(conn).await?;
+            let inserted = new.len().min(columns.len());
+            Ok(Written {
+                inserted,
+                duplicates: columns.len() - inserted,
+            })
+        }
+        .scope_boxed()
     })
+    .await
 }
 
 /// A PostgreSQL array literal of `items` for a `::text[]` cast: every element double-quoted,

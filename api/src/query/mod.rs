@@ -1,0 +1,16 @@
+//! The read side of the api: who may read ([`access`]), the parameters every read route shares
+//! ([`params`]), the paging cursor ([`cursor`]), the raw events ([`events`]) and the counts
+//! and durations per time bucket from the worker's rollups ([`rollups`]).
+//!
+//! Every read route takes a project's API key with the `read` scope, or a member's access token
+//! plus `project_id=`; each caller has its own token bucket (`PULSE_READ_RATE_LIMIT_PER_SEC`).
+
+pub(crate) mod access;
+pub(crate) mod cursor;
+pub(crate) mod events;
+pub(crate) mod params;
+pub(crate) mod rollups;
+
+pub use access::QueryState;
+pub use events::{get_event, list_events};
+pub use rollups::aggregated;

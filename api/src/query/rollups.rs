@@ -1,0 +1,402 @@
+//! `GET /v1/events/aggregated`: counts, distinct users and sessions, and duration statistics
+//! per time bucket, from the per-minute rollups the persist worker keeps (`event_rollups`).
+//!
+//! Buckets are aligned to UTC (`1d` starts at midnight UTC); the range is widened to whole
+//! buckets (`start` rounded down, `end` up), and every bucket in it is answered, empty ones
+//! with a count of 0 (charts need them). Rows are merged exactly: counts and sums add, minima
+//! and maxima compare, sketches merge without loss (`pulse_shared::rollup`), so a bucket says
+//! what one pass over its raw rows would, within the sketches' bounds (distinct counts: 0.8 %
+//! standard error; quantiles: 0.5 % of the value at their rank). Averages are sum / count, never
+//! an average of averages.
+
+use actix_web::{web, HttpRequest};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use pulse_shared::rollup::{Distinct, Durations, SketchError, Summary};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::access::{QueryState, ReadAccess};
+use super::params::{invalid, text, time, DEFAULT_RANGE};
+use crate::error::ApiError;
+use crate::management::ManagementState;
+
+/// The bucket widths a query may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Interval {
+    #[serde(rename = "1m")]
+    Minute,
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "15m")]
+    FifteenMinutes,
+    #[serde(rename = "1h")]
+    Hour,
+    #[serde(rename = "1d")]
+    Day,
+}
+
+impl Interval {
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "1m" => Self::Minute,
+            "5m" => Self::FiveMinutes,
+            "15m" => Self::FifteenMinutes,
+            "1h" => Self::Hour,
+            "1d" => Self::Day,
+            _ => return None,
+        })
+    }
+
+    pub fn width(self) -> TimeDelta {
+        match self {
+            Self::Minute => TimeDelta::minutes(1),
+            Self::FiveMinutes => TimeDelta::minutes(5),
+            Self::FifteenMinutes => TimeDelta::minutes(15),
+            Self::Hour => TimeDelta::hours(1),
+            Self::Day => TimeDelta::days(1),
+        }
+    }
+
+    /// The start of the bucket `time` falls in (UTC).
+    pub fn floor(self, time: DateTime<Utc>) -> DateTime<Utc> {
+        time.duration_trunc(self.width()).unwrap_or(time)
+    }
+
+    /// The start of the first bucket at or after `time`.
+    pub fn ceil(self, time: DateTime<Utc>) -> DateTime<Utc> {
+        let floor = self.floor(time);
+        if floor == time {
+            floor
+        } else {
+            floor + self.width()
+        }
+    }
+}
+
+/// `GET /v1/events/aggregated` parameters, as the OpenAPI document states them;
+/// [`AggregatedFilter::from_pairs`] reads the query string itself, to name each bad parameter.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AggregatedQuery {
+    /// Only with an access token: the project to read.
+    pub project_id: Option<Uuid>,
+    /// Bucket width: `1m`, `5m`, `15m`, `1h` or `1d` (default `1h`).
+    #[param(inline)]
+    pub interval: Option<Interval>,
+    /// Inclusive, RFC 3339, rounded down to the interval. Default: 24 hours before `end`.
+    pub start: Option<DateTime<Utc>>,
+    /// Exclusive, RFC 3339, rounded up to the interval. Default: now.
+    pub end: Option<DateTime<Utc>>,
+    pub event_type: Option<String>,
+    pub source: Option<String>,
+    pub status: Option<String>,
+}
+
+/// The checked parameters.
+#[derive(Debug)]
+pub struct AggregatedFilter {
+    pub interval: Interval,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub event_type: Option<String>,
+    pub source: Option<String>,
+    pub status: Option<String>,
+}
+
+impl AggregatedFilter {
+    /// Reads and checks the query string's pairs: unknown or repeated parameters, a bad value,
+    /// an empty range or more than `max_buckets` buckets are a 400 naming the parameter.
+    pub fn from_pairs(pairs: Vec<(String, String)>, now: DateTime<Utc>, max_buckets: u32) -> Result<Self, ApiError> {
+        let mut seen: Vec<String> = Vec::new();
+        let (mut interval, mut start, mut end) = (None, None, None);
+        let (mut event_type, mut source, mut status) = (None, None, None);
+        for (name, value) in pairs {
+            if seen.contains(&name) {
+                return Err(ApiError::InvalidParameter {
+                    parameter: parameter_name(&name),
+                    message: format!("{name} is given twice"),
+                });
+            }
+            seen.push(name.clone());
+            match name.as_str() {
+                "project_id" => {}
+                "interval" => {
+                    interval = Some(Interval::parse(&value).ok_or_else(|| {
+                        invalid("interval", format!("interval must be 1m, 5m, 15m, 1h or 1d, got {value:?}"))
+                    })?)
+                }
+                "start" => start = Some(time("start", &value)?),
+                "end" => end = Some(time("end", &value)?),
+                "event_type" => event_type = text("event_type", value)?,
+                "source" => source = text("source", value)?,
+                "status" => status = text("status", value)?,
+                _ => {
+                    return Err(invalid(
+                        "query",
+                        format!("unknown parameter {name:?}; parameters: project_id, interval, start, end, event_type, source, status"),
+                    ))
+                }
+            }
+        }
+        let interval = interval.unwrap_or(Interval::Hour);
+        let end = end.unwrap_or(now);
+        let start = start.unwrap_or(end - DEFAULT_RANGE);
+        if start >= end {
+            return Err(invalid("start", "start must be before end"));
+        }
+        let (start, end) = (interval.floor(start), interval.ceil(end));
+        let buckets = (end - start).num_seconds() / interval.width().num_seconds();
+        if buckets > i64::from(max_buckets) {
+            return Err(invalid(
+                "interval",
+                format!("{buckets} buckets is more than {max_buckets} (PULSE_QUERY_MAX_BUCKETS); widen the interval or narrow the range"),
+            ));
+        }
+        Ok(Self {
+            interval,
+            start,
+            end,
+            event_type,
+            source,
+            status,
+        })
+    }
+
+    fn buckets(&self) -> usize {
+        ((self.end - self.start).num_seconds() / self.interval.width().num_seconds()) as usize
+    }
+}
+
+/// The static name of a known parameter (for the error's `details.parameter`).
+fn parameter_name(name: &str) -> &'static str {
+    match name {
+        "project_id" => "project_id",
+        "interval" => "interval",
+        "start" => "start",
+        "end" => "end",
+        "event_type" => "event_type",
+        "source" => "source",
+        "status" => "status",
+        _ => "query",
+    }
+}
+
+/// One bucket of the answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Bucket {
+    /// Start of the bucket (UTC).
+    pub start: DateTime<Utc>,
+    pub count: i64,
+    pub unique_users: u64,
+    pub unique_sessions: u64,
+    /// Mean `duration_ms` of the events that have one; `null` when none has.
+    pub avg_duration: Option<f64>,
+    pub min_duration: Option<i64>,
+    pub max_duration: Option<i64>,
+    pub p50_duration: Option<f64>,
+    pub p90_duration: Option<f64>,
+    pub p95_duration: Option<f64>,
+    pub p99_duration: Option<f64>,
+}
+
+/// Answer of `GET /v1/events/aggregated`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Aggregated {
+    #[schema(inline)]
+    pub interval: Interval,
+    /// The range answered, widened to whole buckets.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Every bucket of the range, oldest first.
+    pub buckets: Vec<Bucket>,
+}
+
+#[derive(QueryableByName)]
+struct RollupRow {
+    #[diesel(sql_type = Timestamptz)]
+    bucket: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    events: i64,
+    #[diesel(sql_type = BigInt)]
+    durations: i64,
+    #[diesel(sql_type = Text)]
+    duration_sum: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    duration_min: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    duration_max: Option<i64>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    users: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    sessions: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    duration_sketch: Option<Vec<u8>>,
+}
+
+const SELECT_ROLLUPS: &str = r#"
+SELECT bucket, events, durations, duration_sum::text AS duration_sum, duration_min, duration_max,
+       users, sessions, duration_sketch
+FROM event_rollups
+WHERE project_id = $1 AND bucket >= $2 AND bucket < $3
+  AND ($4::text IS NULL OR event_type = $4)
+  AND ($5::text IS NULL OR source = $5)
+  AND ($6::text IS NULL OR status = $6)
+"#;
+
+impl RollupRow {
+    /// The stored row as a [`Summary`] (its sketches decoded).
+    fn into_summary(self) -> Result<Summary, ApiError> {
+        let corrupt = |error: SketchError| ApiError::Internal(format!("rollup row of {}: {error}", self.bucket));
+        let distinct = |bytes: &Option<Vec<u8>>| bytes.as_deref().map(Distinct::decode).transpose();
+        Ok(Summary {
+            events: self.events,
+            durations: self.durations,
+            duration_sum: self
+                .duration_sum
+                .parse()
+                .map_err(|error| ApiError::Internal(format!("duration_sum {:?}: {error}", self.duration_sum)))?,
+            duration_min: self.duration_min,
+            duration_max: self.duration_max,
+            users: distinct(&self.users).map_err(corrupt)?,
+            sessions: distinct(&self.sessions).map_err(corrupt)?,
+            sketch: self
+                .duration_sketch
+                .as_deref()
+                .map(Durations::decode)
+                .transpose()
+                .map_err(corrupt)?,
+        })
+    }
+}
+
+/// A merged bucket as the answer shows it.
+fn bucket(start: DateTime<Utc>, mut summary: Summary) -> Bucket {
+    let quantile = |q: f64| summary.sketch.as_ref().and_then(|sketch| sketch.quantile(q));
+    Bucket {
+        start,
+        count: summary.events,
+        unique_users: summary.users.as_mut().map_or(0, Distinct::count),
+        unique_sessions: summary.sessions.as_mut().map_or(0, Distinct::count),
+        avg_duration: (summary.durations > 0).then(|| summary.duration_sum as f64 / summary.durations as f64),
+        min_duration: summary.duration_min,
+        max_duration: summary.duration_max,
+        p50_duration: quantile(0.5),
+        p90_duration: quantile(0.9),
+        p95_duration: quantile(0.95),
+        p99_duration: quantile(0.99),
+    }
+}
+
+/// Counts and durations per time bucket.
+#[utoipa::path(
+    get,
+    path = "/v1/events/aggregated",
+    operation_id = "events_aggregated",
+    tag = "events",
+    security(("api_key" = []), ("api_key_header" = []), ("bearer" = [])),
+    params(AggregatedQuery),
+    responses(
+        (status = 200, description = "Every bucket of the range, oldest first", body = Aggregated),
+        (status = 400, description = "INVALID_PARAMETER (details.parameter): a bad value, an unknown parameter, or more than PULSE_QUERY_MAX_BUCKETS buckets"),
+        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
+        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
+        (status = 404, description = "No such project among the caller's"),
+        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
+        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+    )
+)]
+pub async fn aggregated(
+    access: ReadAccess,
+    req: HttpRequest,
+    state: web::Data<QueryState>,
+    management: web::Data<ManagementState>,
+) -> Result<web::Json<Aggregated>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?
+        .into_inner();
+    let filter = AggregatedFilter::from_pairs(pairs, Utc::now(), state.config.max_buckets)?;
+    let mut conn = management.conn().await?;
+    let rows: Vec<RollupRow> = diesel::sql_query(SELECT_ROLLUPS)
+        .bind::<SqlUuid, _>(access.project_id)
+        .bind::<Timestamptz, _>(filter.start)
+        .bind::<Timestamptz, _>(filter.end)
+        .bind::<Nullable<Text>, _>(filter.event_type.as_deref())
+        .bind::<Nullable<Text>, _>(filter.source.as_deref())
+        .bind::<Nullable<Text>, _>(filter.status.as_deref())
+        .load(&mut conn)
+        .await?;
+    let width = filter.interval.width();
+    let mut merged: Vec<Summary> = (0..filter.buckets()).map(|_| Summary::default()).collect();
+    for row in rows {
+        let index = ((filter.interval.floor(row.bucket) - filter.start).num_seconds() / width.num_seconds()) as usize;
+        if let Some(summary) = merged.get_mut(index) {
+            summary.merge(row.into_summary()?);
+        }
+    }
+    let buckets = merged
+        .into_iter()
+        .enumerate()
+        .map(|(index, summary)| bucket(filter.start + width * index as i32, summary))
+        .collect();
+    Ok(web::Json(Aggregated {
+        interval: filter.interval,
+        start: filter.start,
+        end: filter.end,
+        buckets,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-01T12:34:56Z".parse().expect("now")
+    }
+
+    #[test]
+    fn ranges_widen_to_whole_utc_buckets() {
+        let filter = AggregatedFilter::from_pairs(pairs(&[("interval", "1d")]), now(), 10_000).expect("valid");
+        assert_eq!(
+            filter.start,
+            "2026-11-30T00:00:00Z".parse::<DateTime<Utc>>().expect("t")
+        );
+        assert_eq!(filter.end, "2026-12-02T00:00:00Z".parse::<DateTime<Utc>>().expect("t"));
+        assert_eq!(filter.buckets(), 2);
+        let hourly = AggregatedFilter::from_pairs(
+            pairs(&[("start", "2026-12-01T10:00:00Z"), ("end", "2026-12-01T12:00:00Z")]),
+            now(),
+            10_000,
+        )
+        .expect("valid");
+        assert_eq!((hourly.interval, hourly.buckets()), (Interval::Hour, 2));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        for (list, parameter) in [
+            (&[("interval", "2h")][..], "interval"),
+            (&[("interval", "1m"), ("start", "2026-11-01T00:00:00Z")][..], "interval"),
+            (&[("start", "2026-12-02T00:00:00Z")][..], "start"),
+            (&[("end", "soon")][..], "end"),
+            (&[("status", "a"), ("status", "b")][..], "status"),
+            (&[("colour", "red")][..], "query"),
+        ] {
+            match AggregatedFilter::from_pairs(pairs(list), now(), 10_000) {
+                Err(ApiError::InvalidParameter { parameter: named, .. }) => assert_eq!(named, parameter, "{list:?}"),
+                other => panic!("{list:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! `GET /v1/events/aggregated` against what the raw rows say: counts and sums exactly, distinct
+//! counts and quantiles within the documented bounds, merged hourly and daily buckets alike, and
+//! a batch sent again (the same ids) counted once.
+
+use chrono::{DateTime, Duration as ChronoDuration, DurationRound, SecondsFormat, TimeDelta, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::ReadStack;
+
+/// Distinct counts: within this relative error of `COUNT(DISTINCT)`.
+const DISTINCT_BOUND: f64 = 0.02;
+/// Quantiles: within this relative error of `percentile_cont` (the sketch's 0.5 % plus the
+/// difference between a rank and an interpolated percentile on this data).
+const QUANTILE_BOUND: f64 = 0.01;
+
+/// A deterministic spread: 6,000 events over three whole hours, 1,500 users, 900 sessions,
+/// durations from 1 ms to 5 s (every fourth event has none).
+fn data_set(first_hour: DateTime<Utc>) -> Vec<Value> {
+    let mut seed: u64 = 0x5eed;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..6_000)
+        .map(|i| {
+            let at = first_hour + ChronoDuration::milliseconds((next() % (3 * 3_600_000)) as i64);
+            let duration = (i % 4 != 0).then(|| 1 + next() % 5_000);
+            json!({
+                "id": Uuid::new_v4(),
+                "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "event_type": if i % 3 == 0 { "purchase" } else { "page_view" },
+                "source": "web",
+                "status": if i % 10 == 0 { "error" } else { "ok" },
+                "user_id": format!("user-{}", next() % 1_500),
+                "session_id": format!("session-{}", next() % 900),
+                "duration_ms": duration,
+            })
+        })
+        .collect()
+}
+
+fn close(actual: f64, expected: f64, bound: f64) -> bool {
+    if expected == 0.0 {
+        return actual == 0.0;
+    }
+    ((actual - expected) / expected).abs() <= bound
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_agree_with_the_raw_rows() {
+    let read = ReadStack::start(&[]).await;
+    let first_hour = (Utc::now() - ChronoDuration::hours(4))
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("hour");
+    let events = data_set(first_hour);
+    for chunk in events.chunks(1_000) {
+        read.ingest(chunk).await;
+    }
+    // The first batch again, as a redelivery would bring it: stored once, counted once.
+    read.ingest(&events[..1_000]).await;
+    read.stored(6_000).await;
+
+    let start = first_hour.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let end = (first_hour + ChronoDuration::hours(3)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let hourly = read
+        .get(
+            &format!("/v1/events/aggregated?interval=1h&start={start}&end={end}"),
+            &read.key,
+        )
+        .await
+        .expect(200, "hourly");
+    let buckets = hourly["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 3, "{hourly}");
+
+    let client = read.stack.db.client().await;
+    let raw = client
+        .query(
+            "SELECT date_trunc('hour', timestamp) AS hour, count(*), count(DISTINCT user_id),
+                    count(DISTINCT session_id), avg(duration_ms)::float8, min(duration_ms), max(duration_ms),
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_ms),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms)
+             FROM events WHERE project_id = $1 GROUP BY 1 ORDER BY 1",
+            &[&read.project],
+        )
+        .await
+        .expect("raw");
+    assert_eq!(raw.len(), 3);
+    for (bucket, row) in buckets.iter().zip(&raw) {
+        let hour: DateTime<Utc> = row.get(0);
+        assert_eq!(
+            bucket["start"]
+                .as_str()
+                .map(|s| s.parse::<DateTime<Utc>>().expect("time")),
+            Some(hour)
+        );
+        assert_eq!(bucket["count"].as_i64(), Some(row.get::<_, i64>(1)), "count, exactly");
+        assert_eq!(bucket["min_duration"].as_i64(), Some(row.get::<_, i64>(5)));
+        assert_eq!(bucket["max_duration"].as_i64(), Some(row.get::<_, i64>(6)));
+        let avg: f64 = row.get(4);
+        assert!(
+            close(bucket["avg_duration"].as_f64().expect("avg"), avg, 1e-9),
+            "avg {bucket} vs {avg}"
+        );
+        for (field, column, bound) in [
+            ("unique_users", 2, DISTINCT_BOUND),
+            ("unique_sessions", 3, DISTINCT_BOUND),
+        ] {
+            let exact = row.get::<_, i64>(column) as f64;
+            let estimate = bucket[field].as_f64().expect(field);
+            assert!(close(estimate, exact, bound), "{field}: {estimate} vs {exact}");
+        }
+        for (field, column) in [("p50_duration", 7), ("p90_duration", 8), ("p99_duration", 9)] {
+            let exact: f64 = row.get(column);
+            let estimate = bucket[field].as_f64().expect(field);
+            assert!(close(estimate, exact, QUANTILE_BOUND), "{field}: {estimate} vs {exact}");
+        }
+    }
+
+    // Merged across the three hours (and the day boundary, if any): the daily buckets hold
+    // everything, and what one pass over the raw rows says.
+    let daily = read
+        .get(
+            &format!("/v1/events/aggregated?interval=1d&start={start}&end={end}"),
+            &read.key,
+        )
+        .await
+        .expect(200, "daily");
+    let total: i64 = daily["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["count"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(total, 6_000);
+    let whole = client
+        .query_one(
+            "SELECT count(DISTINCT user_id), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+             FROM events WHERE project_id = $1 AND date_trunc('day', timestamp) = $2",
+            &[
+                &read.project,
+                &first_hour.duration_trunc(TimeDelta::days(1)).expect("day"),
+            ],
+        )
+        .await
+        .expect("raw day");
+    let first_day = &daily["buckets"][0];
+    let users = whole.get::<_, i64>(0) as f64;
+    assert!(
+        close(
+            first_day["unique_users"].as_f64().expect("users"),
+            users,
+            DISTINCT_BOUND
+        ),
+        "{first_day} vs {users}"
+    );
+    let p95: f64 = whole.get(1);
+    assert!(
+        close(first_day["p95_duration"].as_f64().expect("p95"), p95, QUANTILE_BOUND),
+        "{first_day} vs {p95}"
+    );
+
+    // Filters, empty buckets, and five-minute buckets summing to the hour.
+    let errors = read
+        .get(
+            &format!("/v1/events/aggregated?interval=1h&start={start}&end={end}&status=error"),
+            &read.key,
+        )
+        .await
+        .expect(200, "errors");
+    let errors_total: i64 = errors["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["count"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(errors_total, 600);
+    let later = (first_hour + ChronoDuration::hours(3)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let much_later = (first_hour + ChronoDuration::hours(4)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let empty = read
+        .get(
+            &format!("/v1/events/aggregated?interval=15m&start={later}&end={much_later}"),
+            &read.key,
+        )
+        .await
+        .expect(200, "empty");
+    let empty = empty["buckets"].as_array().expect("buckets");
+    assert_eq!(empty.len(), 4, "every bucket of the range, empty ones too");
+    assert!(empty
+        .iter()
+        .all(|b| b["count"] == 0 && b["p50_duration"].is_null() && b["unique_users"] == 0));
+    let five = read
+        .get(
+            &format!("/v1/events/aggregated?interval=5m&start={start}&end={end}"),
+            &read.key,
+        )
+        .await
+        .expect(200, "five minutes");
+    let five = five["buckets"].as_array().expect("buckets");
+    assert_eq!(five.len(), 36);
+    let first_hour_total: i64 = five[..12].iter().map(|b| b["count"].as_i64().expect("count")).sum();
+    assert_eq!(Some(first_hour_total), buckets[0]["count"].as_i64());
+
+    // The rollups were written with the events: their totals equal COUNT(*) after the resend.
+    let rolled: i64 = client
+        .query_one(
+            "SELECT sum(events)::int8 FROM event_rollups WHERE project_id = $1",
+            &[&read.project],
+        )
+        .await
+        .expect("rollups")
+        .get(0);
+    assert_eq!(rolled, 6_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_parameters_and_readers_are_checked() {
+    let read = ReadStack::start(&[("PULSE_QUERY_MAX_BUCKETS", "100")]).await;
+    for (query, parameter) in [
+        ("interval=2h", "interval"),
+        ("interval=1m", "interval"),
+        ("start=yesterday", "start"),
+        ("colour=red", "query"),
+    ] {
+        let answer = read.get(&format!("/v1/events/aggregated?{query}"), &read.key).await;
+        assert_eq!(answer.status.as_u16(), 400, "{query}: {}", answer.body);
+        assert_eq!(
+            answer.body["error"]["details"]["parameter"], parameter,
+            "{query}: {}",
+            answer.body
+        );
+    }
+    let hourly = read
+        .get("/v1/events/aggregated", &read.key)
+        .await
+        .expect(200, "defaults");
+    assert_eq!(hourly["interval"], "1h");
+    assert!(
+        matches!(hourly["buckets"].as_array().map(Vec::len), Some(24 | 25)),
+        "{hourly}"
+    );
+    read.get("/v1/events/aggregated", &read.ingest_only)
+        .await
+        .expect(403, "ingest-only key");
+    read.get(
+        &format!("/v1/events/aggregated?project_id={}", read.project),
+        &read.user.access,
+    )
+    .await
+    .expect(200, "member");
+}
