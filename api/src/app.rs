@@ -53,6 +53,14 @@ pub fn build(
 
 /// Route of the counts and durations per time bucket.
 pub const EVENTS_AGGREGATED: &str = "/v1/events/aggregated";
+/// Route of the overview of a range.
+pub const ANALYTICS_OVERVIEW: &str = "/v1/analytics/overview";
+/// Route of the last five minutes.
+pub const ANALYTICS_REALTIME: &str = "/v1/analytics/realtime";
+/// Route of the events export.
+pub const EXPORT_EVENTS: &str = "/v1/export/events";
+/// Route of the aggregated export.
+pub const EXPORT_AGGREGATED: &str = "/v1/export/aggregated";
 /// Route of one stored event.
 pub const EVENT: &str = "/v1/events/{event_id}";
 
@@ -81,6 +89,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource(EVENTS_AGGREGATED)
             .name(EVENTS_AGGREGATED)
             .route(web::get().to(query::aggregated))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(ANALYTICS_OVERVIEW)
+            .name(ANALYTICS_OVERVIEW)
+            .route(web::get().to(query::overview))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(ANALYTICS_REALTIME)
+            .name(ANALYTICS_REALTIME)
+            .route(web::get().to(query::realtime))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(EXPORT_EVENTS)
+            .name(EXPORT_EVENTS)
+            .route(web::get().to(query::export_events))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(EXPORT_AGGREGATED)
+            .name(EXPORT_AGGREGATED)
+            .route(web::get().to(query::export_aggregated))
             .default_service(web::to(get_only)),
     )
     .service(

@@ -1,5 +1,6 @@
 //! Command line: `pulse-api [serve]`, `pulse-api migrate`,
-//! `pulse-api admin create-project --org NAME --name NAME`. Configuration comes from `PULSE_*`
+//! `pulse-api admin create-project --org NAME --name NAME`,
+//! `pulse-api admin rebuild-rollups --project ID --from T --to T`. Configuration comes from `PULSE_*`
 //! environment variables only (see `pulse_shared::config`), never from flags.
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,19 @@ pub enum AdminCommand {
         #[arg(long)]
         name: String,
     },
+    /// Recompute a project's rollups over a range from its raw events (idempotent).
+    /// Prints {"project_id","from","to","events","rows_deleted","rows_written"} as JSON.
+    RebuildRollups {
+        /// The project's id.
+        #[arg(long)]
+        project: uuid::Uuid,
+        /// Start of the range, RFC 3339 (rounded down to the minute).
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the range (exclusive), RFC 3339 (rounded up to the minute).
+        #[arg(long)]
+        to: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 #[cfg(test)]
@@ -59,5 +73,35 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["pulse-api", "admin", "create-project", "--org", "acme"]).is_err());
+        let rebuild = Cli::try_parse_from([
+            "pulse-api",
+            "admin",
+            "rebuild-rollups",
+            "--project",
+            "0192f0c1-0000-7000-8000-000000000001",
+            "--from",
+            "2026-12-01T00:00:00Z",
+            "--to",
+            "2026-12-02T00:00:00+01:00",
+        ])
+        .expect("rebuild");
+        assert!(matches!(
+            rebuild.command,
+            Some(Command::Admin {
+                command: AdminCommand::RebuildRollups { .. }
+            })
+        ));
+        assert!(Cli::try_parse_from([
+            "pulse-api",
+            "admin",
+            "rebuild-rollups",
+            "--project",
+            "x",
+            "--from",
+            "a",
+            "--to",
+            "b"
+        ])
+        .is_err());
     }
 }

@@ -51,6 +51,17 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string(&created)?);
                 Ok(())
             }
+            (
+                Command::Admin {
+                    command: AdminCommand::RebuildRollups { project, from, to },
+                },
+                _,
+            ) => {
+                db::migrate(&database).await?;
+                let rebuilt = admin::rollups::rebuild_rollups(&database, project, from, to).await?;
+                println!("{}", serde_json::to_string(&rebuilt)?);
+                Ok(())
+            }
             (Command::Serve, None) => Ok(()),
         }
     });

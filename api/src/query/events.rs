@@ -118,7 +118,7 @@ pub async fn list_events(
 }
 
 /// The filtered page, one row more than the limit (telling whether another page follows).
-fn page_query(project: Uuid, filter: &EventFilter) -> events::BoxedQuery<'_, diesel::pg::Pg> {
+pub(super) fn page_query(project: Uuid, filter: &EventFilter) -> events::BoxedQuery<'_, diesel::pg::Pg> {
     let mut query = events::table
         .filter(events::project_id.eq(project))
         .filter(events::timestamp.ge(filter.start))

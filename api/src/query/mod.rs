@@ -1,6 +1,8 @@
 //! The read side of the api: who may read ([`access`]), the parameters every read route shares
-//! ([`params`]), the paging cursor ([`cursor`]), the raw events ([`events`]) and the counts
-//! and durations per time bucket from the worker's rollups ([`rollups`]).
+//! ([`params`]), the paging cursor ([`cursor`]), the raw events ([`events`]), the counts
+//! and durations per time bucket from the worker's rollups ([`rollups`]), and the overview
+//! and realtime figures from the same rollups ([`overview`]), and the downloads of both
+//! ([`export`]).
 //!
 //! Every read route takes a project's API key with the `read` scope, or a member's access token
 //! plus `project_id=`; each caller has its own token bucket (`PULSE_READ_RATE_LIMIT_PER_SEC`).
@@ -8,9 +10,13 @@
 pub(crate) mod access;
 pub(crate) mod cursor;
 pub(crate) mod events;
+pub(crate) mod export;
+pub(crate) mod overview;
 pub(crate) mod params;
 pub(crate) mod rollups;
 
 pub use access::QueryState;
 pub use events::{get_event, list_events};
+pub use export::{export_aggregated, export_events};
+pub use overview::{overview, realtime};
 pub use rollups::aggregated;

@@ -167,7 +167,7 @@ impl AggregatedFilter {
         })
     }
 
-    fn buckets(&self) -> usize {
+    pub fn buckets(&self) -> usize {
         ((self.end - self.start).num_seconds() / self.interval.width().num_seconds()) as usize
     }
 }
@@ -320,9 +320,18 @@ pub async fn aggregated(
         .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?
         .into_inner();
     let filter = AggregatedFilter::from_pairs(pairs, Utc::now(), state.config.max_buckets)?;
+    Ok(web::Json(aggregate(&management, access.project_id, &filter).await?))
+}
+
+/// The buckets `filter` asks for, merged from the project's rollup rows.
+pub(super) async fn aggregate(
+    management: &ManagementState,
+    project: Uuid,
+    filter: &AggregatedFilter,
+) -> Result<Aggregated, ApiError> {
     let mut conn = management.conn().await?;
     let rows: Vec<RollupRow> = diesel::sql_query(SELECT_ROLLUPS)
-        .bind::<SqlUuid, _>(access.project_id)
+        .bind::<SqlUuid, _>(project)
         .bind::<Timestamptz, _>(filter.start)
         .bind::<Timestamptz, _>(filter.end)
         .bind::<Nullable<Text>, _>(filter.event_type.as_deref())
@@ -343,12 +352,12 @@ pub async fn aggregated(
         .enumerate()
         .map(|(index, summary)| bucket(filter.start + width * index as i32, summary))
         .collect();
-    Ok(web::Json(Aggregated {
+    Ok(Aggregated {
         interval: filter.interval,
         start: filter.start,
         end: filter.end,
         buckets,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -255,7 +255,17 @@ async fn bad_bodies_are_refused_with_the_envelope() {
         .await
         .expect("sent");
     expect_error(missing, StatusCode::NOT_FOUND, "NOT_FOUND").await;
-    let wrong_method = stack.http.get(stack.url(single)).send().await.expect("sent");
+    // GET /v1/events reads events back (api/tests/query); other methods are 405.
+    let wrong_method = stack.http.put(stack.url(single)).send().await.expect("sent");
+    let allow = wrong_method.headers().get("allow").cloned();
+    expect_error(wrong_method, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
+    assert_eq!(allow.expect("allow header"), "GET, POST");
+    let wrong_method = stack
+        .http
+        .get(stack.url("/v1/events/batch"))
+        .send()
+        .await
+        .expect("sent");
     let allow = wrong_method.headers().get("allow").cloned();
     expect_error(wrong_method, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
     assert_eq!(allow.expect("allow header"), "POST");

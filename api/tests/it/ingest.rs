@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pulse_shared::envelope::{EventEnvelope, VERSION_HEADER};
+use pulse_shared::envelope::{EventEnvelope, ENVELOPE_VERSION, VERSION_HEADER};
 use pulse_testkit::kafka::header;
 use pulse_testkit::PulseProcess;
 use rdkafka::Message;
@@ -66,7 +66,7 @@ async fn events_reach_kafka_as_envelopes_and_the_worker_stores_them() {
     let project_key = stack.project.id.to_string();
     for message in &messages {
         assert_eq!(message.key(), Some(project_key.as_bytes()));
-        assert_eq!(header(message, VERSION_HEADER).as_deref(), Some("1"));
+        assert_eq!(header(message, VERSION_HEADER), Some(ENVELOPE_VERSION.to_string()));
         let envelope = EventEnvelope::decode(message.payload()).expect("envelope");
         assert_eq!(envelope.project_id, stack.project.id);
     }

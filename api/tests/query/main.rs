@@ -3,6 +3,7 @@
 //! One test binary with a module per concern.
 
 mod events;
+mod export;
 mod paging;
 mod rollups;
 

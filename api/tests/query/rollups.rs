@@ -2,6 +2,8 @@
 //! counts and quantiles within the documented bounds, merged hourly and daily buckets alike, and
 //! a batch sent again (the same ids) counted once.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Duration as ChronoDuration, DurationRound, SecondsFormat, TimeDelta, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -204,6 +206,53 @@ async fn buckets_agree_with_the_raw_rows() {
     let first_hour_total: i64 = five[..12].iter().map(|b| b["count"].as_i64().expect("count")).sum();
     assert_eq!(Some(first_hour_total), buckets[0]["count"].as_i64());
 
+    // The overview of the three hours against the three before (empty), and realtime.
+    let overview = read
+        .get(&format!("/v1/analytics/overview?start={start}&end={end}"), &read.key)
+        .await
+        .expect(200, "overview");
+    assert_eq!(overview["total_events"], 6_000);
+    assert_eq!(overview["error_ratio"], 0.1);
+    let everyone = client
+        .query_one(
+            "SELECT count(DISTINCT user_id), count(DISTINCT session_id) FROM events WHERE project_id = $1",
+            &[&read.project],
+        )
+        .await
+        .expect("raw totals");
+    for (field, column) in [("unique_users", 0), ("unique_sessions", 1)] {
+        let exact = everyone.get::<_, i64>(column) as f64;
+        let estimate = overview[field].as_f64().expect(field);
+        assert!(close(estimate, exact, DISTINCT_BOUND), "{field}: {estimate} vs {exact}");
+    }
+    assert_eq!(
+        overview["top_event_types"],
+        json!([{"event_type": "page_view", "count": 4_000}, {"event_type": "purchase", "count": 2_000}])
+    );
+    assert_eq!(overview["top_sources"], json!([{"source": "web", "count": 6_000}]));
+    assert_eq!(overview["previous"]["total_events"], 0);
+    assert_eq!(
+        overview["change"]["total_events"],
+        Value::Null,
+        "no change from nothing"
+    );
+    read.ingest(&[
+        json!({"event_type": "live", "user_id": "now"}),
+        json!({"event_type": "live", "user_id": "now"}),
+    ])
+    .await;
+    read.stored(6_002).await;
+    let realtime = read
+        .get("/v1/analytics/realtime", &read.key)
+        .await
+        .expect(200, "realtime");
+    let minutes = realtime["minutes"].as_array().expect("minutes");
+    assert_eq!(minutes.len(), 5);
+    let live: i64 = minutes.iter().map(|m| m["count"].as_i64().expect("count")).sum();
+    assert_eq!(live, 2, "{realtime}");
+    assert_eq!(realtime["active_users"], 1);
+    assert_eq!(realtime["top_event_types"], json!([{"event_type": "live", "count": 2}]));
+
     // The rollups were written with the events: their totals equal COUNT(*) after the resend.
     let rolled: i64 = client
         .query_one(
@@ -213,7 +262,7 @@ async fn buckets_agree_with_the_raw_rows() {
         .await
         .expect("rollups")
         .get(0);
-    assert_eq!(rolled, 6_000);
+    assert_eq!(rolled, 6_002);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,4 +300,70 @@ async fn aggregated_parameters_and_readers_are_checked() {
     )
     .await
     .expect(200, "member");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_rollups_recomputes_a_range_idempotently() {
+    let read = ReadStack::start(&[]).await;
+    let first_hour = (Utc::now() - ChronoDuration::hours(4))
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("hour");
+    let events = data_set(first_hour);
+    read.ingest(&events[..1_000]).await;
+    read.stored(1_000).await;
+    let start = first_hour.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let end = (first_hour + ChronoDuration::hours(3)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let path = format!("/v1/events/aggregated?interval=1h&start={start}&end={end}");
+    let before = read.get(&path, &read.key).await.expect(200, "before");
+
+    // Lose the rollups of the middle hour and add a bogus row, as a bug might.
+    let client = read.stack.db.client().await;
+    let middle = first_hour + ChronoDuration::hours(1);
+    client
+        .execute(
+            "DELETE FROM event_rollups WHERE project_id = $1 AND bucket >= $2 AND bucket < $2 + interval '1 hour'",
+            &[&read.project, &middle],
+        )
+        .await
+        .expect("lose rollups");
+    client
+        .execute(
+            "INSERT INTO event_rollups (project_id, bucket, event_type, events, durations, duration_sum)
+             VALUES ($1, $2, 'bogus', 999, 0, 0)",
+            &[&read.project, &middle],
+        )
+        .await
+        .expect("bogus row");
+    let broken = read.get(&path, &read.key).await.expect(200, "broken");
+    assert_ne!(broken["buckets"], before["buckets"]);
+
+    for run in 0..2 {
+        let mut admin = pulse_testkit::PulseProcess::spawn(
+            "pulse-api",
+            &[
+                "admin",
+                "rebuild-rollups",
+                "--project",
+                &read.project.to_string(),
+                "--from",
+                &start,
+                "--to",
+                &end,
+            ],
+            &read.stack.env,
+        );
+        let status = admin.wait(Duration::from_secs(60)).await;
+        assert!(status.success(), "rebuild {run}: {}", admin.logs());
+        let printed: Value = admin
+            .logs()
+            .lines()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .expect("the summary line");
+        assert_eq!(printed["events"], 1_000, "{printed}");
+        let after = read.get(&path, &read.key).await.expect(200, "after");
+        assert_eq!(
+            after["buckets"], before["buckets"],
+            "run {run}: the buckets the worker wrote, again"
+        );
+    }
 }

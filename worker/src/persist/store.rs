@@ -178,7 +178,7 @@ pub async fn write(conn: &mut AsyncPgConnection, columns: &Columns) -> diesel::Q
                 .load(conn)
                 .await?;
             let new: HashSet<Uuid> = new.into_iter().map(|row| row.id).collect();
-            rollups::Rollups::of(columns, &new).write(conn).await?;
+            rollups::of(columns, &new).insert(conn).await?;
             let inserted = new.len().min(columns.len());
             Ok(Written {
                 inserted,

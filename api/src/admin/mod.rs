@@ -1,4 +1,6 @@
-//! `pulse-api admin create-project`: finds or creates the organization and the project, and
+//! `pulse-api admin`: `create-project` (here) and `rebuild-rollups` ([`rollups`]).
+//!
+//! `create-project` finds or creates the organization and the project, and
 //! issues a fresh API key (scopes `ingest` and `read`), stored hashed; the plain key is printed
 //! once and never stored.
 //!
@@ -17,6 +19,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::management::fields;
+
+pub mod rollups;
 
 /// What `create-project` prints.
 #[derive(Debug, Serialize)]

@@ -1,0 +1,148 @@
+//! The rollup rows of a set of events: one per (project, UTC minute, event_type, source,
+//! status), each a [`Summary`], and the one statement that inserts them (`event_rollups`,
+//! insert-only: see its migration). Used by the persist worker (a batch's new events, in the
+//! batch's transaction) and by `pulse-api admin rebuild-rollups` (a range recomputed from raw
+//! events). Keys borrow from the events where they can ([`Cow`]).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use diesel::sql_types::{Array, Bytea, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::Summary;
+
+/// Inserts rows, one array per column.
+const INSERT_ROLLUPS: &str = r#"
+INSERT INTO event_rollups (project_id, bucket, event_type, source, status, events, durations,
+                           duration_sum, duration_min, duration_max, users, sessions,
+                           duration_sketch)
+SELECT project_id, bucket, event_type, source, status, events, durations, duration_sum::numeric,
+       duration_min, duration_max, users, sessions, duration_sketch
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int8[],
+            $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::bytea[], $12::bytea[],
+            $13::bytea[])
+    AS t (project_id, bucket, event_type, source, status, events, durations, duration_sum,
+          duration_min, duration_max, users, sessions, duration_sketch)
+"#;
+
+/// (project, minute, event_type, source, status).
+type Key<'a> = (
+    Uuid,
+    DateTime<Utc>,
+    Cow<'a, str>,
+    Option<Cow<'a, str>>,
+    Option<Cow<'a, str>>,
+);
+
+/// One event as a rollup sees it: `'a` is what the row keys may borrow, `'b` what is only
+/// read (hashed into the sketches).
+pub struct RollupEvent<'a, 'b> {
+    pub project_id: Uuid,
+    pub timestamp: DateTime<Utc>,
+    pub event_type: Cow<'a, str>,
+    pub source: Option<Cow<'a, str>>,
+    pub status: Option<Cow<'a, str>>,
+    pub duration_ms: Option<i64>,
+    pub user_id: Option<&'b str>,
+    pub session_id: Option<&'b str>,
+}
+
+/// Rollup rows being built.
+#[derive(Default)]
+pub struct RollupRows<'a> {
+    rows: BTreeMap<Key<'a>, Summary>,
+}
+
+/// The UTC minute `time` falls in.
+pub fn minute(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(TimeDelta::minutes(1)).unwrap_or(time)
+}
+
+impl<'a> RollupRows<'a> {
+    /// Adds one event to its row.
+    pub fn record(&mut self, event: RollupEvent<'a, '_>) {
+        let key = (
+            event.project_id,
+            minute(event.timestamp),
+            event.event_type,
+            event.source,
+            event.status,
+        );
+        self.rows
+            .entry(key)
+            .or_default()
+            .record(event.duration_ms, event.user_id, event.session_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The row of a key, if any event fell in it.
+    pub fn get(&self, project: Uuid, bucket: DateTime<Utc>, event_type: &str) -> Option<&Summary> {
+        self.rows
+            .iter()
+            .find(|((p, b, t, _, _), _)| *p == project && *b == bucket && t == event_type)
+            .map(|(_, summary)| summary)
+    }
+
+    /// Inserts the rows (nothing when there is none).
+    pub async fn insert(self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let n = self.rows.len();
+        let mut projects = Vec::with_capacity(n);
+        let mut buckets = Vec::with_capacity(n);
+        let mut event_types = Vec::with_capacity(n);
+        let mut sources = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut events = Vec::with_capacity(n);
+        let mut durations = Vec::with_capacity(n);
+        let mut sums = Vec::with_capacity(n);
+        let mut mins = Vec::with_capacity(n);
+        let mut maxs = Vec::with_capacity(n);
+        let mut users = Vec::with_capacity(n);
+        let mut sessions = Vec::with_capacity(n);
+        let mut sketches = Vec::with_capacity(n);
+        for ((project, bucket, event_type, source, status), summary) in self.rows {
+            projects.push(project);
+            buckets.push(bucket);
+            event_types.push(event_type);
+            sources.push(source);
+            statuses.push(status);
+            events.push(summary.events);
+            durations.push(summary.durations);
+            sums.push(summary.duration_sum.to_string());
+            mins.push(summary.duration_min);
+            maxs.push(summary.duration_max);
+            users.push(summary.users.map(|sketch| sketch.encode()));
+            sessions.push(summary.sessions.map(|sketch| sketch.encode()));
+            sketches.push(summary.sketch.map(|sketch| sketch.encode()));
+        }
+        diesel::sql_query(INSERT_ROLLUPS)
+            .bind::<Array<SqlUuid>, _>(&projects)
+            .bind::<Array<Timestamptz>, _>(&buckets)
+            .bind::<Array<Text>, _>(&event_types)
+            .bind::<Array<Nullable<Text>>, _>(&sources)
+            .bind::<Array<Nullable<Text>>, _>(&statuses)
+            .bind::<Array<Int8>, _>(&events)
+            .bind::<Array<Int8>, _>(&durations)
+            .bind::<Array<Text>, _>(&sums)
+            .bind::<Array<Nullable<Int8>>, _>(&mins)
+            .bind::<Array<Nullable<Int8>>, _>(&maxs)
+            .bind::<Array<Nullable<Bytea>>, _>(&users)
+            .bind::<Array<Nullable<Bytea>>, _>(&sessions)
+            .bind::<Array<Nullable<Bytea>>, _>(&sketches)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
