@@ -276,7 +276,19 @@ impl RollupRow {
 
 /// A merged bucket as the answer shows it.
 fn bucket(start: DateTime<Utc>, mut summary: Summary) -> Bucket {
-    let quantile = |q: f64| summary.sketch.as_ref().and_then(|sketch| sketch.quantile(q));
+    // A sketch answers a bin's representative value; the true quantile lies within the exact
+    // min and max, so clamping can only bring it closer (a single 1250 ms is 1250, not 1255.2).
+    let (low, high) = (
+        summary.duration_min.unwrap_or(0) as f64,
+        summary.duration_max.unwrap_or(0) as f64,
+    );
+    let quantile = |q: f64| {
+        summary
+            .sketch
+            .as_ref()
+            .and_then(|sketch| sketch.quantile(q))
+            .map(|value| value.clamp(low, high))
+    };
     Bucket {
         start,
         count: summary.events,
