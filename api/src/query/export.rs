@@ -281,7 +281,11 @@ const EVENT_COLUMNS: [&str; 13] = [
         EventQuery,
     ),
     responses(
-        (status = 200, description = "A download of every event of the range, newest first", content_type = "text/csv"),
+        (status = 200, description = "A download of every event of the range, newest first", content(
+            (String = "text/csv"),
+            (Vec<super::events::StoredEvent> = "application/json"),
+            (String = "application/x-ndjson"),
+        )),
         (status = 400, description = "INVALID_PARAMETER (details.parameter); `limit` and `cursor` do not apply to exports"),
         (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
         (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
@@ -331,7 +335,11 @@ pub async fn export_events(
         super::rollups::AggregatedQuery,
     ),
     responses(
-        (status = 200, description = "A download of every bucket of the range, oldest first", content_type = "text/csv"),
+        (status = 200, description = "A download of every bucket of the range, oldest first", content(
+            (String = "text/csv"),
+            (Vec<super::rollups::Bucket> = "application/json"),
+            (String = "application/x-ndjson"),
+        )),
         (status = 400, description = "INVALID_PARAMETER (details.parameter)"),
         (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
         (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
