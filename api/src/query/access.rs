@@ -25,6 +25,8 @@ use crate::management::authorization::{require_project, AuthUser, Role};
 use crate::management::ManagementState;
 use crate::rate_limit::Limiter;
 
+use super::params::query_pairs;
+
 /// What the read routes share in one replica: the per-caller limiter and the query bounds.
 pub struct QueryState {
     limiter: Limiter<Uuid>,
@@ -97,8 +99,7 @@ fn app_data<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, ApiError> {
 
 /// The `project_id=` of the query string, if any.
 fn asked_project(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?;
+    let pairs = query_pairs(req)?;
     pairs
         .iter()
         .find(|(name, _)| name == "project_id")

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::access::{QueryState, ReadAccess};
 use super::cursor::Cursor;
-use super::params::{EventFilter, EventQuery};
+use super::params::{query_pairs, EventFilter, EventQuery};
 use crate::error::ApiError;
 use crate::management::ManagementState;
 
@@ -88,9 +88,7 @@ pub async fn list_events(
     state: web::Data<QueryState>,
     management: web::Data<ManagementState>,
 ) -> Result<web::Json<EventPage>, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?
-        .into_inner();
+    let pairs = query_pairs(&req)?;
     let filter = EventQuery::from_pairs(pairs)?.check(Utc::now(), state.config.max_raw_days)?;
     let mut conn = management.conn().await?;
     let mut rows: Vec<StoredEvent> = page_query(access.project_id, &filter)

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::access::{QueryState, ReadAccess};
 use super::cursor::Cursor;
 use super::events::{page_query, StoredEvent};
-use super::params::{invalid, EventFilter, EventQuery};
+use super::params::{invalid, query_pairs, EventFilter, EventQuery};
 use super::rollups::{aggregate, AggregatedFilter};
 use crate::error::ApiError;
 use crate::management::ManagementState;
@@ -59,9 +59,7 @@ impl Format {
 
 /// Splits `format` off the query string's pairs.
 fn split_format(req: &HttpRequest) -> Result<(Format, Vec<(String, String)>), ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?
-        .into_inner();
+    let pairs = query_pairs(req)?;
     let (formats, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(name, _)| name == "format");
     let format = match formats.as_slice() {
         [] => Format::Csv,

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::access::{QueryState, ReadAccess};
-use super::params::{invalid, time, DEFAULT_RANGE};
+use super::params::{invalid, query_pairs, time, DEFAULT_RANGE};
 use crate::error::ApiError;
 use crate::management::ManagementState;
 
@@ -191,9 +191,7 @@ pub struct OverviewQuery {
 
 /// The minute-aligned range of the query string; at most `max_buckets` hours.
 fn range(req: &HttpRequest, now: DateTime<Utc>, max_buckets: u32) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?
-        .into_inner();
+    let pairs = query_pairs(req)?;
     let (mut start, mut end) = (None, None);
     for (name, value) in pairs {
         match name.as_str() {
@@ -326,9 +324,7 @@ pub async fn realtime(
     req: HttpRequest,
     management: web::Data<ManagementState>,
 ) -> Result<web::Json<Realtime>, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?
-        .into_inner();
+    let pairs = query_pairs(&req)?;
     if let Some((name, _)) = pairs.iter().find(|(name, _)| name != "project_id") {
         return Err(invalid(
             "query",

@@ -64,6 +64,13 @@ pub struct EventFilter {
     pub after: Option<Cursor>,
 }
 
+/// The query string's `(name, value)` pairs, in order (repeats kept), or 400.
+pub(super) fn query_pairs(req: &actix_web::HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(actix_web::web::Query::into_inner)
+        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))
+}
+
 pub(super) fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter {
         parameter,
@@ -196,10 +203,11 @@ impl EventQuery {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    /// Query-string pairs from literals (also used by the other read modules' tests).
+    pub(in crate::query) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect()

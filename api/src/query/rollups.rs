@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::access::{QueryState, ReadAccess};
-use super::params::{invalid, text, time, DEFAULT_RANGE};
+use super::params::{invalid, query_pairs, text, time, DEFAULT_RANGE};
 use crate::error::ApiError;
 use crate::management::ManagementState;
 
@@ -328,9 +328,7 @@ pub async fn aggregated(
     state: web::Data<QueryState>,
     management: web::Data<ManagementState>,
 ) -> Result<web::Json<Aggregated>, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))?
-        .into_inner();
+    let pairs = query_pairs(&req)?;
     let filter = AggregatedFilter::from_pairs(pairs, Utc::now(), state.config.max_buckets)?;
     Ok(web::Json(aggregate(&management, access.project_id, &filter).await?))
 }
@@ -375,12 +373,7 @@ pub(super) async fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect()
-    }
+    use crate::query::params::tests::pairs;
 
     fn now() -> DateTime<Utc> {
         "2026-12-01T12:34:56Z".parse().expect("now")
