@@ -282,7 +282,7 @@ else
     # The subshell's pids array is lost; take the pid from its file.
     pids+=("$(cat "$RUN_DIR/broker.pid")")
     wait_port Tansu "${KAFKA_ADDR%:*}" "${KAFKA_ADDR##*:}" 30 "$(cat "$RUN_DIR/broker.pid")" "$RUN_DIR/broker.log"
-    echo "$("$tansu" --version 2>/dev/null | head -n 1 || echo tansu) with memory storage (holds every message in RAM)" >"$RUN_DIR/broker.version"
+    echo "$("$tansu" --version 2>/dev/null | sed -n 1p || echo tansu) with memory storage (holds every message in RAM)" >"$RUN_DIR/broker.version"
 fi
 ok "broker pid $(cat "$RUN_DIR/broker.pid")" >&2
 
