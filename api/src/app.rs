@@ -53,6 +53,8 @@ pub fn build(
 
 /// Route of the counts and durations per time bucket.
 pub const EVENTS_AGGREGATED: &str = "/v1/events/aggregated";
+/// Route of the metrics per group of events.
+pub const EVENTS_ANALYTICS: &str = "/v1/events/analytics";
 /// Route of the overview of a range.
 pub const ANALYTICS_OVERVIEW: &str = "/v1/analytics/overview";
 /// Route of the last five minutes.
@@ -66,9 +68,9 @@ pub const EVENT: &str = "/v1/events/{event_id}";
 
 /// The ingest and raw-event routes. Resources are named after their pattern: the metrics
 /// middleware reads the name without allocating. `/v1/events` takes POST (ingest, behind the
-/// ingest limit, which lets other methods through) and GET (the read side). The batch route is
-/// and aggregated routes are
-/// registered before `{event_id}`, so `batch` and `aggregated` are never read as ids.
+/// ingest limit, which lets other methods through) and GET (the read side). The batch,
+/// aggregated and analytics routes are registered before `{event_id}`, so `batch`,
+/// `aggregated` and `analytics` are never read as ids.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(EVENTS)
@@ -89,6 +91,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource(EVENTS_AGGREGATED)
             .name(EVENTS_AGGREGATED)
             .route(web::get().to(query::aggregated))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(EVENTS_ANALYTICS)
+            .name(EVENTS_ANALYTICS)
+            .route(web::get().to(query::analytics))
             .default_service(web::to(get_only)),
     )
     .service(

@@ -39,11 +39,11 @@ const COLUMNS: &str =
     "id, project_id, \"timestamp\", received_at, event_type, source, user_id, session_id, duration_ms, priority, status, tags, data, metadata";
 
 /// One row as stored.
-struct Row {
-    id: Uuid,
-    received_at: DateTime<Utc>,
-    event: SampleEvent,
-    metadata: Value,
+pub struct Row {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub event: SampleEvent,
+    pub metadata: Value,
 }
 
 impl Row {
@@ -225,7 +225,7 @@ async fn reset(client: &Client) -> Result<()> {
     Ok(())
 }
 
-async fn copy_rows(client: &Client, project_id: Uuid, rows: &[Row]) -> Result<()> {
+pub async fn copy_rows(client: &Client, project_id: Uuid, rows: &[Row]) -> Result<()> {
     let sink = client
         .copy_in(&format!("COPY events ({COLUMNS}) FROM STDIN BINARY"))
         .await

@@ -4,6 +4,8 @@
 //! * `pulse-bench load --url URL --api-key KEY --concurrency C --batch-size B (--duration S |
 //!   --events N) [--rate R] [--database-url URL --project-id ID] [--json]`
 //! * `pulse-bench copy-baseline --database-url URL --rows N [--batch 2000] [--json]`
+//! * `pulse-bench seed --database-url URL --project-id ID --events N --days D --end T`
+//! * `pulse-bench queries --url URL --api-key KEY --end T [--rounds 50] [--export-days 3]`
 //!
 //! Method and recorded results: `bench/RESULTS.md`; the full measured run: `scripts/bench.sh`.
 
@@ -13,6 +15,7 @@ mod load;
 mod parse;
 mod payload;
 mod persisted;
+mod queries;
 mod report;
 
 use std::sync::Arc;
@@ -48,6 +51,46 @@ enum Command {
     CopyBaseline(BaselineArgs),
     /// Compare the api's event parser (hand-written visitor) with a derived one.
     Parse(ParseArgs),
+    /// Store a month of generated events straight into PostgreSQL (the read benchmark's data).
+    Seed(SeedArgs),
+    /// Time the read routes (and one CSV export) against seeded data; prints one JSON line.
+    Queries(QueriesArgs),
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    #[arg(long, env = "PULSE_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    #[arg(long)]
+    project_id: Uuid,
+    #[arg(long, default_value_t = 10_000_000)]
+    events: u64,
+    #[arg(long, default_value_t = 30)]
+    days: i64,
+    /// The end of the seeded range (RFC 3339).
+    #[arg(long)]
+    end: chrono::DateTime<chrono::Utc>,
+    /// Rows per COPY transaction.
+    #[arg(long, default_value_t = 200_000)]
+    chunk: usize,
+}
+
+#[derive(Args)]
+struct QueriesArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A key of the project with the `read` scope.
+    #[arg(long, env = "PULSE_BENCH_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// The end of the seeded range (RFC 3339).
+    #[arg(long)]
+    end: chrono::DateTime<chrono::Utc>,
+    /// Timed requests per query.
+    #[arg(long, default_value_t = 50)]
+    rounds: u64,
+    /// Days of events the CSV export covers (0: no export).
+    #[arg(long, default_value_t = 3)]
+    export_days: i64,
 }
 
 #[derive(Args)]
@@ -135,6 +178,30 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Load(args) => run_load(args).await,
             Command::CopyBaseline(args) => run_baseline(args).await,
+            Command::Seed(args) => {
+                let seeded = queries::seed(
+                    &args.database_url,
+                    args.project_id,
+                    args.events,
+                    args.days,
+                    args.end,
+                    args.chunk.max(1),
+                )
+                .await?;
+                println!("{}", serde_json::to_string(&seeded)?);
+                Ok(())
+            }
+            Command::Queries(args) => {
+                let base = args.url.trim_end_matches('/');
+                let export = if args.export_days > 0 {
+                    Some(queries::time_export(base, &args.api_key, args.end, args.export_days).await?)
+                } else {
+                    None
+                };
+                let timings = queries::time_queries(base, &args.api_key, args.end, args.rounds.max(1)).await?;
+                println!("{}", serde_json::json!({"export": export, "queries": timings}));
+                Ok(())
+            }
             Command::Parse(args) => {
                 anyhow::ensure!(
                     args.events > 0 && args.rounds > 0,

@@ -1,6 +1,6 @@
 //! `pulse-scheduler`: runs Pulse's background work, so api replicas only serve requests:
-//! keeping the daily `events` partitions created ahead of need and purging deleted projects
-//! (`jobs/`); retention and uptime checks (with apalis, once per due time across replicas) come
+//! keeping the daily `events` partitions created ahead of need, purging deleted projects and
+//! folding the rollup deltas (`jobs/`); retention and uptime checks (with apalis, once per due time across replicas) come
 //! with their own issues. Serves `/healthz`, `/readyz` and `/metrics` on `PULSE_SCHEDULER_ADDR`.
 
 use pulse_shared::config::{self, DatabaseConfig, KafkaConfig, LogConfig, SchedulerConfig};
@@ -35,13 +35,19 @@ async fn main() -> anyhow::Result<()> {
         database.partitions_ahead_days,
         stop.clone(),
     ));
+    let compaction = tokio::spawn(jobs::rollups::run(
+        pool.clone(),
+        scheduler.rollup_compact_interval,
+        scheduler.rollup_compact_batch,
+        stop.clone(),
+    ));
     let purge = tokio::spawn(jobs::purge::run(
         pool,
         scheduler.purge_interval,
         scheduler.purge_batch_size,
         stop.clone(),
     ));
-    let _ = tokio::join!(partitions, purge);
+    let _ = tokio::join!(partitions, purge, compaction);
 
     readiness.start_draining();
     server_handle.stop(true).await;

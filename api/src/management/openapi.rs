@@ -213,6 +213,7 @@ fn docs() {}
         crate::query::events::list_events,
         crate::query::events::get_event,
         crate::query::rollups::aggregated,
+        crate::query::analytics::analytics,
         crate::query::overview::overview,
         crate::query::overview::realtime,
         crate::query::export::export_events,

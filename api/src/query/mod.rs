@@ -1,6 +1,7 @@
 //! The read side of the api: who may read ([`access`]), the parameters every read route shares
 //! ([`params`]), the paging cursor ([`cursor`]), the raw events ([`events`]), the counts
-//! and durations per time bucket from the worker's rollups ([`rollups`]), and the overview
+//! and durations per time bucket from the worker's rollups ([`rollups`]), metrics per group
+//! of events, from the rollups or the raw events ([`analytics`]), the overview
 //! and realtime figures from the same rollups ([`overview`]), and the downloads of both
 //! ([`export`]).
 //!
@@ -8,6 +9,7 @@
 //! plus `project_id=`; each caller has its own token bucket (`PULSE_READ_RATE_LIMIT_PER_SEC`).
 
 pub(crate) mod access;
+pub(crate) mod analytics;
 pub(crate) mod cursor;
 pub(crate) mod events;
 pub(crate) mod export;
@@ -16,6 +18,7 @@ pub(crate) mod params;
 pub(crate) mod rollups;
 
 pub use access::QueryState;
+pub use analytics::analytics;
 pub use events::{get_event, list_events};
 pub use export::{export_aggregated, export_events};
 pub use overview::{overview, realtime};

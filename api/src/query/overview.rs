@@ -1,5 +1,6 @@
 //! `GET /v1/analytics/overview` (a range against the period of equal length before it) and
-//! `GET /v1/analytics/realtime` (the last five minutes), both from the per-minute rollups:
+//! `GET /v1/analytics/realtime` (the last five minutes), both from the rollups (whole hours of
+//! the overview from the hourly ones):
 //! totals add up, distinct users and sessions merge their sketches (never a sum of per-minute
 //! uniques), the error ratio is the share of events with status `error`.
 
@@ -16,7 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::access::{QueryState, ReadAccess};
-use super::params::{invalid, query_pairs, time, DEFAULT_RANGE};
+use super::params::{invalid, query_pairs, time, whole_minutes, DEFAULT_RANGE};
+use super::rollups::{rollup_rows, whole_hours, ROLLUP_COLUMNS};
 use crate::error::ApiError;
 use crate::management::ManagementState;
 
@@ -25,12 +27,13 @@ const TOP: usize = 10;
 /// Minutes `realtime` covers (the current one included).
 const REALTIME_MINUTES: i32 = 5;
 
-/// Rows in `[start, end)`, with what the overview needs.
-const SELECT_ROWS: &str = r#"
-SELECT bucket, event_type, source, status, events, users, sessions
-FROM event_rollups
-WHERE project_id = $1 AND bucket >= $2 AND bucket < $3
-"#;
+/// Rows in `[start, end)`, with what the overview needs (whole hours from the hourly rollups).
+static SELECT_ROWS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT bucket, event_type, source, status, events, users, sessions FROM {}",
+        rollup_rows(ROLLUP_COLUMNS, 4, 5)
+    )
+});
 
 #[derive(QueryableByName)]
 struct Row {
@@ -55,12 +58,16 @@ async fn rows(
     project: Uuid,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
+    hourly: bool,
 ) -> Result<Vec<Row>, ApiError> {
     let mut conn = management.conn().await?;
-    Ok(diesel::sql_query(SELECT_ROWS)
+    let (h0, h1) = whole_hours(start, end, hourly);
+    Ok(diesel::sql_query(SELECT_ROWS.as_str())
         .bind::<SqlUuid, _>(project)
         .bind::<Timestamptz, _>(start)
         .bind::<Timestamptz, _>(end)
+        .bind::<Timestamptz, _>(h0)
+        .bind::<Timestamptz, _>(h1)
         .load(&mut conn)
         .await?)
 }
@@ -212,7 +219,6 @@ fn range(req: &HttpRequest, now: DateTime<Utc>, max_buckets: u32) -> Result<(Dat
             }
         }
     }
-    let minute = TimeDelta::minutes(1);
     let end = end.unwrap_or(now);
     let start = start.unwrap_or(end - DEFAULT_RANGE);
     if start >= end {
@@ -224,9 +230,7 @@ fn range(req: &HttpRequest, now: DateTime<Utc>, max_buckets: u32) -> Result<(Dat
             format!("the range covers more than {max_buckets} hours (PULSE_QUERY_MAX_BUCKETS)"),
         ));
     }
-    let start = start.duration_trunc(minute).unwrap_or(start);
-    let floor = end.duration_trunc(minute).unwrap_or(end);
-    Ok((start, if floor == end { end } else { floor + minute }))
+    Ok(whole_minutes(start, end))
 }
 
 /// Totals of a range against the period before it, and the top event types and sources.
@@ -255,8 +259,8 @@ pub async fn overview(
 ) -> Result<web::Json<Overview>, ApiError> {
     let (start, end) = range(&req, Utc::now(), state.config.max_buckets)?;
     let before = start - (end - start);
-    let mut current = Tally::of(rows(&management, access.project_id, start, end).await?)?;
-    let mut previous = Tally::of(rows(&management, access.project_id, before, start).await?)?;
+    let mut current = Tally::of(rows(&management, access.project_id, start, end, true).await?)?;
+    let mut previous = Tally::of(rows(&management, access.project_id, before, start, true).await?)?;
     let (now, then) = (current.totals(), previous.totals());
     Ok(web::Json(Overview {
         start,
@@ -335,7 +339,7 @@ pub async fn realtime(
     let now = Utc::now();
     let current = now.duration_trunc(minute).unwrap_or(now);
     let first = current - minute * (REALTIME_MINUTES - 1);
-    let rows = rows(&management, access.project_id, first, current + minute).await?;
+    let rows = rows(&management, access.project_id, first, current + minute, false).await?;
     let mut minutes: Vec<MinuteCount> = (0..REALTIME_MINUTES)
         .map(|index| MinuteCount {
             start: first + minute * index,

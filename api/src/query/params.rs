@@ -71,6 +71,15 @@ pub(super) fn query_pairs(req: &actix_web::HttpRequest) -> Result<Vec<(String, S
         .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))
 }
 
+/// `[start, end)` widened to whole minutes (`start` rounded down, `end` up), as rollups store them.
+pub(super) fn whole_minutes(start: DateTime<Utc>, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    use chrono::DurationRound;
+    let minute = Duration::minutes(1);
+    let start = start.duration_trunc(minute).unwrap_or(start);
+    let floor = end.duration_trunc(minute).unwrap_or(end);
+    (start, if floor == end { end } else { floor + minute })
+}
+
 pub(super) fn invalid(parameter: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter {
         parameter,

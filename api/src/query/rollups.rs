@@ -1,5 +1,7 @@
 //! `GET /v1/events/aggregated`: counts, distinct users and sessions, and duration statistics
-//! per time bucket, from the per-minute rollups the persist worker keeps (`event_rollups`).
+//! per time bucket, from the rollups: per minute (`event_rollups`, the persist worker's deltas
+//! and the scheduler's compacted rows) and per hour (`event_rollups_hourly`, the scheduler's
+//! cascade), and where a range's rows are ([`rollup_rows`]).
 //!
 //! Buckets are aligned to UTC (`1d` starts at midnight UTC); the range is widened to whole
 //! buckets (`start` rounded down, `end` up), and every bucket in it is answered, empty ones
@@ -11,10 +13,10 @@
 
 use actix_web::{web, HttpRequest};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
-use pulse_shared::rollup::{Distinct, Durations, SketchError, Summary};
+use pulse_shared::rollup::{Distinct, StoredSummary, Summary, SUMMARY_COLUMNS};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -220,87 +222,98 @@ pub struct Aggregated {
 struct RollupRow {
     #[diesel(sql_type = Timestamptz)]
     bucket: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    events: i64,
-    #[diesel(sql_type = BigInt)]
-    durations: i64,
-    #[diesel(sql_type = Text)]
-    duration_sum: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    duration_min: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    duration_max: Option<i64>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    users: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    sessions: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    duration_sketch: Option<Vec<u8>>,
+    #[diesel(embed)]
+    summary: StoredSummary,
 }
 
-const SELECT_ROLLUPS: &str = r#"
-SELECT bucket, events, durations, duration_sum::text AS duration_sum, duration_min, duration_max,
-       users, sessions, duration_sketch
-FROM event_rollups
-WHERE project_id = $1 AND bucket >= $2 AND bucket < $3
-  AND ($4::text IS NULL OR event_type = $4)
-  AND ($5::text IS NULL OR source = $5)
-  AND ($6::text IS NULL OR status = $6)
-"#;
+/// Where a range's rollup rows are, as a `FROM` item named `rollups`: the whole hours
+/// `[$h0, $h1)` from `event_rollups_hourly` plus the deltas the scheduler has not folded yet
+/// (each delta is in exactly one of the two: the compaction moves it in one transaction), the
+/// rest of `[$2, $3)` from the minute rows. `$1` is the project. With `$h0 = $h1` every row
+/// comes from the minutes.
+pub(super) fn rollup_rows(columns: &str, h0: usize, h1: usize) -> String {
+    format!(
+        "(SELECT {columns} FROM event_rollups_hourly
+              WHERE project_id = $1 AND bucket >= ${h0} AND bucket < ${h1}
+          UNION ALL
+          SELECT {columns} FROM event_rollups
+              WHERE project_id = $1 AND bucket >= ${h0} AND bucket < ${h1} AND NOT compacted
+          UNION ALL
+          SELECT {columns} FROM event_rollups
+              WHERE project_id = $1 AND bucket >= $2 AND bucket < ${h0}
+          UNION ALL
+          SELECT {columns} FROM event_rollups
+              WHERE project_id = $1 AND bucket >= ${h1} AND bucket < $3) AS rollups"
+    )
+}
 
-impl RollupRow {
-    /// The stored row as a [`Summary`] (its sketches decoded).
-    fn into_summary(self) -> Result<Summary, ApiError> {
-        let corrupt = |error: SketchError| ApiError::Internal(format!("rollup row of {}: {error}", self.bucket));
-        let distinct = |bytes: &Option<Vec<u8>>| bytes.as_deref().map(Distinct::decode).transpose();
-        Ok(Summary {
-            events: self.events,
-            durations: self.durations,
-            duration_sum: self
-                .duration_sum
-                .parse()
-                .map_err(|error| ApiError::Internal(format!("duration_sum {:?}: {error}", self.duration_sum)))?,
-            duration_min: self.duration_min,
-            duration_max: self.duration_max,
-            users: distinct(&self.users).map_err(corrupt)?,
-            sessions: distinct(&self.sessions).map_err(corrupt)?,
-            sketch: self
-                .duration_sketch
-                .as_deref()
-                .map(Durations::decode)
-                .transpose()
-                .map_err(corrupt)?,
-        })
+/// The whole UTC hours inside `[start, end)` (`(end, end)` when `hourly` is false, or none
+/// fits): the `$h0, $h1` of [`rollup_rows`].
+pub(super) fn whole_hours(start: DateTime<Utc>, end: DateTime<Utc>, hourly: bool) -> (DateTime<Utc>, DateTime<Utc>) {
+    if !hourly {
+        return (end, end);
     }
+    let h0 = Interval::Hour.ceil(start).min(end);
+    let h1 = Interval::Hour.floor(end).max(h0);
+    (h0, h1)
 }
 
-/// A merged bucket as the answer shows it.
-fn bucket(start: DateTime<Utc>, mut summary: Summary) -> Bucket {
-    // A sketch answers a bin's representative value; the true quantile lies within the exact
-    // min and max, so clamping can only bring it closer (a single 1250 ms is 1250, not 1255.2).
+/// Every column of a rollup row the queries read.
+pub(super) const ROLLUP_COLUMNS: &str = "bucket, event_type, source, status, events, durations, duration_sum, \
+     duration_min, duration_max, users, sessions, duration_sketch";
+
+static SELECT_ROLLUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT bucket, {SUMMARY_COLUMNS}
+         FROM {}
+         WHERE ($4::text IS NULL OR event_type = $4)
+           AND ($5::text IS NULL OR source = $5)
+           AND ($6::text IS NULL OR status = $6)",
+        rollup_rows(ROLLUP_COLUMNS, 7, 8)
+    )
+});
+
+/// A stored summary, decoded (an unreadable sketch is an internal error).
+pub(super) fn decode(stored: StoredSummary) -> Result<Summary, ApiError> {
+    stored
+        .decode()
+        .map_err(|error| ApiError::Internal(format!("rollup row: {error}")))
+}
+
+/// The duration at quantile `q` of a merged summary. A sketch answers a bin's representative
+/// value; the true quantile lies within the exact min and max, so clamping can only bring it
+/// closer (a single 1250 ms is 1250, not 1255.2).
+pub(super) fn quantile(summary: &Summary, q: f64) -> Option<f64> {
     let (low, high) = (
         summary.duration_min.unwrap_or(0) as f64,
         summary.duration_max.unwrap_or(0) as f64,
     );
-    let quantile = |q: f64| {
-        summary
-            .sketch
-            .as_ref()
-            .and_then(|sketch| sketch.quantile(q))
-            .map(|value| value.clamp(low, high))
-    };
+    summary
+        .sketch
+        .as_ref()
+        .and_then(|sketch| sketch.quantile(q))
+        .map(|value| value.clamp(low, high))
+}
+
+/// Mean duration of the events that have one.
+pub(super) fn mean(summary: &Summary) -> Option<f64> {
+    (summary.durations > 0).then(|| summary.duration_sum as f64 / summary.durations as f64)
+}
+
+/// A merged bucket as the answer shows it.
+fn bucket(start: DateTime<Utc>, mut summary: Summary) -> Bucket {
     Bucket {
         start,
         count: summary.events,
-        unique_users: summary.users.as_mut().map_or(0, Distinct::count),
-        unique_sessions: summary.sessions.as_mut().map_or(0, Distinct::count),
-        avg_duration: (summary.durations > 0).then(|| summary.duration_sum as f64 / summary.durations as f64),
+        avg_duration: mean(&summary),
         min_duration: summary.duration_min,
         max_duration: summary.duration_max,
-        p50_duration: quantile(0.5),
-        p90_duration: quantile(0.9),
-        p95_duration: quantile(0.95),
-        p99_duration: quantile(0.99),
+        p50_duration: quantile(&summary, 0.5),
+        p90_duration: quantile(&summary, 0.9),
+        p95_duration: quantile(&summary, 0.95),
+        p99_duration: quantile(&summary, 0.99),
+        unique_users: summary.users.as_mut().map_or(0, Distinct::count),
+        unique_sessions: summary.sessions.as_mut().map_or(0, Distinct::count),
     }
 }
 
@@ -340,13 +353,16 @@ pub(super) async fn aggregate(
     filter: &AggregatedFilter,
 ) -> Result<Aggregated, ApiError> {
     let mut conn = management.conn().await?;
-    let rows: Vec<RollupRow> = diesel::sql_query(SELECT_ROLLUPS)
+    let (h0, h1) = whole_hours(filter.start, filter.end, filter.interval.width() >= TimeDelta::hours(1));
+    let rows: Vec<RollupRow> = diesel::sql_query(SELECT_ROLLUPS.as_str())
         .bind::<SqlUuid, _>(project)
         .bind::<Timestamptz, _>(filter.start)
         .bind::<Timestamptz, _>(filter.end)
         .bind::<Nullable<Text>, _>(filter.event_type.as_deref())
         .bind::<Nullable<Text>, _>(filter.source.as_deref())
         .bind::<Nullable<Text>, _>(filter.status.as_deref())
+        .bind::<Timestamptz, _>(h0)
+        .bind::<Timestamptz, _>(h1)
         .load(&mut conn)
         .await?;
     let width = filter.interval.width();
@@ -354,7 +370,7 @@ pub(super) async fn aggregate(
     for row in rows {
         let index = ((filter.interval.floor(row.bucket) - filter.start).num_seconds() / width.num_seconds()) as usize;
         if let Some(summary) = merged.get_mut(index) {
-            summary.merge(row.into_summary()?);
+            summary.merge(decode(row.summary)?);
         }
     }
     let buckets = merged

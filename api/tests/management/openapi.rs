@@ -23,6 +23,7 @@ async fn openapi_document_covers_every_route_and_every_documented_route_answers(
         ("post", pulse_api::app::EVENTS_BATCH),
         ("get", pulse_api::app::EVENTS),
         ("get", pulse_api::app::EVENTS_AGGREGATED),
+        ("get", pulse_api::app::EVENTS_ANALYTICS),
         ("get", pulse_api::app::EVENT),
         ("get", pulse_api::app::ANALYTICS_OVERVIEW),
         ("get", pulse_api::app::ANALYTICS_REALTIME),

@@ -2,6 +2,7 @@
 //! Kafka into a real PostgreSQL, read back over HTTP by API key (scope `read`) or access token.
 //! One test binary with a module per concern.
 
+mod analytics;
 mod events;
 mod export;
 mod paging;

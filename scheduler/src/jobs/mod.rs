@@ -3,13 +3,17 @@
 //!
 //! - [`partitions`]: daily `events` partitions kept created `PULSE_EVENT_PARTITIONS_AHEAD_DAYS`
 //!   ahead, every hour;
-//! - [`purge`]: deleted projects and organizations removed in bounded batches.
+//! - [`purge`]: deleted projects and organizations removed in bounded batches;
+//! - [`rollups`]: the workers' rollup deltas folded into one row per minute and into the
+//!   hourly rollups.
 //!
-//! Both are safe with several replicas today: partition creation is idempotent under an
-//! advisory lock, and each purge step claims its project with `FOR UPDATE SKIP LOCKED`.
+//! All are safe with several replicas: partition creation is idempotent under an advisory
+//! lock, each purge step claims its project with `FOR UPDATE SKIP LOCKED`, and compaction
+//! rounds take turns through an advisory lock.
 
 pub mod partitions;
 pub mod purge;
+pub mod rollups;
 
 use std::sync::LazyLock;
 

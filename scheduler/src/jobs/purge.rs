@@ -3,9 +3,10 @@
 //! `DELETE /v1/projects/{id}` only marks the project (`deleted_at`) and revokes its keys; this
 //! job then removes its events, oldest first, `PULSE_PURGE_BATCH_SIZE` at a time (plus ties on
 //! the last timestamp), each batch in its own short transaction, then the rest of its
-//! `event_ids`, then its rollups (`event_rollups`), then the project row itself, which cascades to everything declared `ON DELETE
-//! CASCADE` on `projects` (API keys and any project-owned table added later). An organization
-//! marked deleted goes once it has no project left.
+//! `event_ids`, then its rollups (`event_rollups`, then `event_rollups_hourly`), then the
+//! project row itself, which cascades to everything declared `ON DELETE CASCADE` on
+//! `projects` (API keys and any project-owned table added later). An organization marked
+//! deleted goes once it has no project left.
 //!
 //! The job is durable: its state is the `deleted_at` columns, so a scheduler restart resumes it.
 //! It runs in every scheduler replica; each step claims its project with `FOR UPDATE SKIP
@@ -115,9 +116,13 @@ async fn step_in(conn: &mut AsyncPgConnection, batch_size: i64) -> Result<Step, 
         return Ok(Step::EventIds(leftovers));
     }
 
-    let rollups = delete_some(conn, "event_rollups", project, batch_size).await?;
-    if rollups > 0 {
-        return Ok(Step::Rollups(rollups));
+    // Minute rows first: the compaction folds deltas into hourly rows, so once no minute row
+    // is left, no hourly row can appear.
+    for table in ["event_rollups", "event_rollups_hourly"] {
+        let rollups = delete_some(conn, table, project, batch_size).await?;
+        if rollups > 0 {
+            return Ok(Step::Rollups(rollups));
+        }
     }
 
     diesel::sql_query("DELETE FROM projects WHERE id = $1")

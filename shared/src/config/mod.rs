@@ -40,10 +40,12 @@
 //! | `PULSE_INGEST_RATE_LIMIT_PER_SEC` | `10000` | ingest requests per second per API key and replica, when the project sets none (burst: one second's worth) |
 //! | `PULSE_API_KEY_ROTATION_GRACE_SECS` | `86400` | default time a rotated API key keeps working |
 //! | `PULSE_READ_RATE_LIMIT_PER_SEC` | `100` | read requests (queries, exports) per second per API key, or per member with an access token, and replica (burst: one second's worth) |
-//! | `PULSE_QUERY_MAX_RAW_DAYS` | `7` | longest range, in days, of a query over raw events (`GET /v1/events`) |
+//! | `PULSE_QUERY_MAX_RAW_DAYS` | `7` | longest range, in days, of a query over raw events (`GET /v1/events`, exports of events, analytics grouped by `user_id` or `data.KEY`) |
 //! | `PULSE_QUERY_MAX_BUCKETS` | `10000` | most buckets one answer may hold (`GET /v1/events/aggregated`) |
 //! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the scheduler looks for deleted projects to purge |
 //! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
+//! | `PULSE_ROLLUP_COMPACT_INTERVAL_SECS` | `5` | how often the scheduler folds the rollup deltas the workers wrote into one row per minute and into the hourly rollups, when the last round found none left |
+//! | `PULSE_ROLLUP_COMPACT_BATCH` | `20000` | rollup delta rows folded per compaction transaction |
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
 //! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
 //! | `PULSE_WORKER_GROUP` | `pulse-persist` | Kafka consumer group of the persist worker |

@@ -4,19 +4,26 @@
 //!
 //! - [`sketch`]: the distinct-count and quantile sketches and their stored form;
 //! - [`Summary`] (here): what a row, or a merge of rows, sums up;
-//! - [`rows`]: the rows of a set of events, and the statement that inserts them.
+//! - [`rows`]: the rows of a set of events, and the statement that inserts them;
+//! - [`stored`]: a row's summary columns as SQL returns them, decoded.
 
 pub mod rows;
 pub mod sketch;
+pub mod stored;
 
 pub use rows::RollupRows;
+pub use stored::{StoredSummary, SUMMARY_COLUMNS};
+
+/// The advisory lock that rollup compaction rounds (pulse-scheduler) and
+/// `pulse-api admin rebuild-rollups` take turns with ('pulse rollups').
+pub const COMPACTION_LOCK: i64 = 0x7075_6c73_6572_6f6c;
 pub use sketch::{Distinct, Durations, SketchError, DISTINCT_PRECISION, QUANTILE_ACCURACY};
 
 /// What one rollup row (or a merge of rows) sums up: the count; the count, sum, min and max
 /// of the durations; sketches of distinct users and sessions and of the durations (`None`
 /// while no event had one). Events without a user, session or duration are left out of those,
 /// as SQL's aggregates leave out NULL.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub events: i64,
     pub durations: i64,
@@ -45,6 +52,32 @@ impl Summary {
         if let Some(session) = session {
             self.sessions.get_or_insert_with(Distinct::default).insert(session);
         }
+    }
+
+    /// A summary from its stored columns (`duration_sum` as text: it is `numeric`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_stored(
+        events: i64,
+        durations: i64,
+        duration_sum: &str,
+        duration_min: Option<i64>,
+        duration_max: Option<i64>,
+        users: Option<&[u8]>,
+        sessions: Option<&[u8]>,
+        duration_sketch: Option<&[u8]>,
+    ) -> Result<Self, SketchError> {
+        Ok(Self {
+            events,
+            durations,
+            duration_sum: duration_sum
+                .parse()
+                .map_err(|error| SketchError::new(format!("duration_sum {duration_sum:?}: {error}")))?,
+            duration_min,
+            duration_max,
+            users: users.map(Distinct::decode).transpose()?,
+            sessions: sessions.map(Distinct::decode).transpose()?,
+            sketch: duration_sketch.map(Durations::decode).transpose()?,
+        })
     }
 
     /// Adds another summary's events, as if they had been recorded here.

@@ -1,6 +1,7 @@
 //! The rollup rows of a set of events: one per (project, UTC minute, event_type, source,
-//! status), each a [`Summary`], and the one statement that inserts them (`event_rollups`,
-//! insert-only: see its migration). Used by the persist worker (a batch's new events, in the
+//! status), each a [`Summary`], and the statement that inserts them at a [`Level`]: deltas
+//! into `event_rollups` (insert-only: see its migrations), or the compaction's merged rows
+//! into `event_rollups` and `event_rollups_hourly`. Used by the persist worker (a batch's new events, in the
 //! batch's transaction) and by `pulse-api admin rebuild-rollups` (a range recomputed from raw
 //! events). Keys borrow from the events where they can ([`Cow`]).
 
@@ -14,22 +15,49 @@ use uuid::Uuid;
 
 use super::Summary;
 
-/// Inserts rows, one array per column.
-const INSERT_ROLLUPS: &str = r#"
-INSERT INTO event_rollups (project_id, bucket, event_type, source, status, events, durations,
-                           duration_sum, duration_min, duration_max, users, sessions,
-                           duration_sketch)
+/// Where rows go: the table, and whether they are deltas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `event_rollups`, as the persist worker and `rebuild-rollups` write them: to be folded.
+    MinuteDeltas,
+    /// `event_rollups`, one row per minute and dimensions (the compaction's output).
+    MinuteCompacted,
+    /// `event_rollups_hourly` (the compaction's output).
+    Hour,
+}
+
+impl Level {
+    fn insert_statement(self) -> String {
+        let (table, compacted) = match self {
+            Self::MinuteDeltas => ("event_rollups", Some("false")),
+            Self::MinuteCompacted => ("event_rollups", Some("true")),
+            Self::Hour => ("event_rollups_hourly", None),
+        };
+        let (flag_column, flag_value) = compacted.map_or((String::new(), String::new()), |value| {
+            (", compacted".to_owned(), format!(", {value}"))
+        });
+        format!(
+            r#"
+INSERT INTO {table} (project_id, bucket, event_type, source, status, events, durations,
+                     duration_sum, duration_min, duration_max, users, sessions,
+                     duration_sketch{flag_column})
 SELECT project_id, bucket, event_type, source, status, events, durations, duration_sum::numeric,
-       duration_min, duration_max, users, sessions, duration_sketch
+       duration_min, duration_max, users, sessions, duration_sketch{flag_value}
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int8[],
             $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::bytea[], $12::bytea[],
             $13::bytea[])
     AS t (project_id, bucket, event_type, source, status, events, durations, duration_sum,
           duration_min, duration_max, users, sessions, duration_sketch)
-"#;
+"#
+        )
+    }
+}
 
-/// (project, minute, event_type, source, status).
-type Key<'a> = (
+/// The persist worker's statement, built once.
+static INSERT_DELTAS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| Level::MinuteDeltas.insert_statement());
+
+/// (project, bucket, event_type, source, status).
+pub type Key<'a> = (
     Uuid,
     DateTime<Utc>,
     Cow<'a, str>,
@@ -59,6 +87,11 @@ pub struct RollupRows<'a> {
 /// The UTC minute `time` falls in.
 pub fn minute(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::minutes(1)).unwrap_or(time)
+}
+
+/// The UTC hour `time` falls in.
+pub fn hour(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(TimeDelta::hours(1)).unwrap_or(time)
 }
 
 impl<'a> RollupRows<'a> {
@@ -93,56 +126,88 @@ impl<'a> RollupRows<'a> {
             .map(|(_, summary)| summary)
     }
 
-    /// Inserts the rows (nothing when there is none).
-    pub async fn insert(self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let n = self.rows.len();
-        let mut projects = Vec::with_capacity(n);
-        let mut buckets = Vec::with_capacity(n);
-        let mut event_types = Vec::with_capacity(n);
-        let mut sources = Vec::with_capacity(n);
-        let mut statuses = Vec::with_capacity(n);
-        let mut events = Vec::with_capacity(n);
-        let mut durations = Vec::with_capacity(n);
-        let mut sums = Vec::with_capacity(n);
-        let mut mins = Vec::with_capacity(n);
-        let mut maxs = Vec::with_capacity(n);
-        let mut users = Vec::with_capacity(n);
-        let mut sessions = Vec::with_capacity(n);
-        let mut sketches = Vec::with_capacity(n);
-        for ((project, bucket, event_type, source, status), summary) in self.rows {
-            projects.push(project);
-            buckets.push(bucket);
-            event_types.push(event_type);
-            sources.push(source);
-            statuses.push(status);
-            events.push(summary.events);
-            durations.push(summary.durations);
-            sums.push(summary.duration_sum.to_string());
-            mins.push(summary.duration_min);
-            maxs.push(summary.duration_max);
-            users.push(summary.users.map(|sketch| sketch.encode()));
-            sessions.push(summary.sessions.map(|sketch| sketch.encode()));
-            sketches.push(summary.sketch.map(|sketch| sketch.encode()));
-        }
-        diesel::sql_query(INSERT_ROLLUPS)
-            .bind::<Array<SqlUuid>, _>(&projects)
-            .bind::<Array<Timestamptz>, _>(&buckets)
-            .bind::<Array<Text>, _>(&event_types)
-            .bind::<Array<Nullable<Text>>, _>(&sources)
-            .bind::<Array<Nullable<Text>>, _>(&statuses)
-            .bind::<Array<Int8>, _>(&events)
-            .bind::<Array<Int8>, _>(&durations)
-            .bind::<Array<Text>, _>(&sums)
-            .bind::<Array<Nullable<Int8>>, _>(&mins)
-            .bind::<Array<Nullable<Int8>>, _>(&maxs)
-            .bind::<Array<Nullable<Bytea>>, _>(&users)
-            .bind::<Array<Nullable<Bytea>>, _>(&sessions)
-            .bind::<Array<Nullable<Bytea>>, _>(&sketches)
-            .execute(conn)
-            .await?;
-        Ok(())
+    /// Rows whose bucket is before `bucket`, taken out (for writing as they complete).
+    pub fn take_before(&mut self, bucket: DateTime<Utc>) -> RollupRows<'a> {
+        let (done, rest): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.rows)
+            .into_iter()
+            .partition(|(key, _)| key.1 < bucket);
+        self.rows = rest;
+        RollupRows { rows: done }
     }
+
+    /// Inserts the rows as deltas (nothing when there is none).
+    pub async fn insert(self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+        insert(conn, &INSERT_DELTAS, self.rows).await
+    }
+
+    /// The rows, by key.
+    pub fn into_rows(self) -> BTreeMap<Key<'a>, Summary> {
+        self.rows
+    }
+}
+
+/// Inserts `rows` at `level` (nothing when there is none).
+pub async fn insert_at<'a>(
+    conn: &mut AsyncPgConnection,
+    level: Level,
+    rows: impl IntoIterator<Item = (Key<'a>, Summary)>,
+) -> diesel::QueryResult<()> {
+    insert(conn, &level.insert_statement(), rows).await
+}
+
+async fn insert<'a>(
+    conn: &mut AsyncPgConnection,
+    statement: &str,
+    rows: impl IntoIterator<Item = (Key<'a>, Summary)>,
+) -> diesel::QueryResult<()> {
+    let rows = rows.into_iter();
+    let n = rows.size_hint().0;
+    let mut projects = Vec::with_capacity(n);
+    let mut buckets = Vec::with_capacity(n);
+    let mut event_types = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut events = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut sums = Vec::with_capacity(n);
+    let mut mins = Vec::with_capacity(n);
+    let mut maxs = Vec::with_capacity(n);
+    let mut users = Vec::with_capacity(n);
+    let mut sessions = Vec::with_capacity(n);
+    let mut sketches = Vec::with_capacity(n);
+    for ((project, bucket, event_type, source, status), summary) in rows {
+        projects.push(project);
+        buckets.push(bucket);
+        event_types.push(event_type);
+        sources.push(source);
+        statuses.push(status);
+        events.push(summary.events);
+        durations.push(summary.durations);
+        sums.push(summary.duration_sum.to_string());
+        mins.push(summary.duration_min);
+        maxs.push(summary.duration_max);
+        users.push(summary.users.map(|sketch| sketch.encode()));
+        sessions.push(summary.sessions.map(|sketch| sketch.encode()));
+        sketches.push(summary.sketch.map(|sketch| sketch.encode()));
+    }
+    if projects.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(statement)
+        .bind::<Array<SqlUuid>, _>(&projects)
+        .bind::<Array<Timestamptz>, _>(&buckets)
+        .bind::<Array<Text>, _>(&event_types)
+        .bind::<Array<Nullable<Text>>, _>(&sources)
+        .bind::<Array<Nullable<Text>>, _>(&statuses)
+        .bind::<Array<Int8>, _>(&events)
+        .bind::<Array<Int8>, _>(&durations)
+        .bind::<Array<Text>, _>(&sums)
+        .bind::<Array<Nullable<Int8>>, _>(&mins)
+        .bind::<Array<Nullable<Int8>>, _>(&maxs)
+        .bind::<Array<Nullable<Bytea>>, _>(&users)
+        .bind::<Array<Nullable<Bytea>>, _>(&sessions)
+        .bind::<Array<Nullable<Bytea>>, _>(&sketches)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -34,6 +34,12 @@ const FORMAT: u8 = 1;
 #[error("unreadable rollup sketch: {0}")]
 pub struct SketchError(String);
 
+impl SketchError {
+    pub(crate) fn new(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// The fixed hash of ids in [`Distinct`] sketches.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct StableHash;
@@ -64,6 +70,16 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, SketchError> 
 /// Distinct ids (users or sessions).
 #[derive(Debug)]
 pub struct Distinct(HyperLogLogPlus<str, StableHash>);
+
+impl Clone for Distinct {
+    /// A merge into an empty sketch: lossless, and `HyperLogLogPlus<str, _>` has no `Clone`
+    /// (`str` is unsized).
+    fn clone(&self) -> Self {
+        let mut copy = Self::default();
+        copy.merge(self);
+        copy
+    }
+}
 
 impl Default for Distinct {
     fn default() -> Self {
