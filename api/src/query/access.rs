@@ -42,6 +42,25 @@ impl QueryState {
     }
 }
 
+/// The failures every read route shares, for its OpenAPI `responses` (each route adds its own
+/// 400 and 404).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documents responses; never constructed
+pub enum ReadFailures {
+    /// UNAUTHORIZED: no valid API key or access token
+    #[response(status = 401)]
+    Unauthorized,
+    /// FORBIDDEN: the key lacks the `read` scope
+    #[response(status = 403)]
+    Forbidden,
+    /// RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After
+    #[response(status = 429)]
+    RateLimited,
+    /// DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE
+    #[response(status = 503)]
+    Unavailable,
+}
+
 /// The project a read request may see.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadAccess {

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::access::{QueryState, ReadAccess};
+use super::access::{QueryState, ReadAccess, ReadFailures};
 use super::params::{invalid, query_pairs, text, time, whole_minutes, DEFAULT_RANGE};
 use super::rollups::{decode, mean, quantile, rollup_rows, whole_hours, ROLLUP_COLUMNS};
 use crate::error::ApiError;
@@ -518,11 +518,8 @@ pub struct Analytics {
     responses(
         (status = 200, description = "The groups, in order_by's order", body = Analytics),
         (status = 400, description = "INVALID_PARAMETER (details.parameter): a bad value, an unknown parameter, or a range over the bound of its path"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such project among the caller's"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn analytics(

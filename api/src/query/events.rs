@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::access::{QueryState, ReadAccess};
+use super::access::{QueryState, ReadAccess, ReadFailures};
 use super::cursor::Cursor;
 use super::params::{query_pairs, EventFilter, EventQuery};
 use crate::error::ApiError;
@@ -75,11 +75,8 @@ pub struct EventPage {
     responses(
         (status = 200, description = "A page of events", body = EventPage),
         (status = 400, description = "INVALID_PARAMETER (details.parameter): a bad value, an unknown parameter, or a range over PULSE_QUERY_MAX_RAW_DAYS"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such project among the caller's"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn list_events(
@@ -169,11 +166,8 @@ pub(super) fn page_query(project: Uuid, filter: &EventFilter) -> events::BoxedQu
     responses(
         (status = 200, description = "The event", body = StoredEvent),
         (status = 400, description = "event_id is not a UUID"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such event in the project (or no such project among the caller's)"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn get_event(

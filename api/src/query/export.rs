@@ -20,7 +20,7 @@ use futures::stream;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::access::{QueryState, ReadAccess};
+use super::access::{QueryState, ReadAccess, ReadFailures};
 use super::cursor::Cursor;
 use super::events::{page_query, StoredEvent};
 use super::params::{invalid, query_pairs, EventFilter, EventQuery};
@@ -285,11 +285,8 @@ const EVENT_COLUMNS: [&str; 13] = [
             (String = "application/x-ndjson"),
         )),
         (status = 400, description = "INVALID_PARAMETER (details.parameter); `limit` and `cursor` do not apply to exports"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such project among the caller's"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn export_events(
@@ -339,11 +336,8 @@ pub async fn export_events(
             (String = "application/x-ndjson"),
         )),
         (status = 400, description = "INVALID_PARAMETER (details.parameter)"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such project among the caller's"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn export_aggregated(

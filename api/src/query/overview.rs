@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::access::{QueryState, ReadAccess};
+use super::access::{QueryState, ReadAccess, ReadFailures};
 use super::params::{invalid, query_pairs, time, whole_minutes, DEFAULT_RANGE};
 use super::rollups::{rollup_rows, whole_hours, ROLLUP_COLUMNS};
 use crate::error::ApiError;
@@ -244,11 +244,8 @@ fn range(req: &HttpRequest, now: DateTime<Utc>, max_buckets: u32) -> Result<(Dat
     responses(
         (status = 200, description = "The overview", body = Overview),
         (status = 400, description = "INVALID_PARAMETER (details.parameter)"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such project among the caller's"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn overview(
@@ -316,11 +313,8 @@ pub struct Realtime {
     responses(
         (status = 200, description = "The last five minutes", body = Realtime),
         (status = 400, description = "INVALID_PARAMETER (details.parameter)"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such project among the caller's"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn realtime(

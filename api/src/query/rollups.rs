@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::access::{QueryState, ReadAccess};
+use super::access::{QueryState, ReadAccess, ReadFailures};
 use super::params::{invalid, query_pairs, text, time, DEFAULT_RANGE};
 use crate::error::ApiError;
 use crate::management::ManagementState;
@@ -328,11 +328,8 @@ fn bucket(start: DateTime<Utc>, mut summary: Summary) -> Bucket {
     responses(
         (status = 200, description = "Every bucket of the range, oldest first", body = Aggregated),
         (status = 400, description = "INVALID_PARAMETER (details.parameter): a bad value, an unknown parameter, or more than PULSE_QUERY_MAX_BUCKETS buckets"),
-        (status = 401, description = "UNAUTHORIZED: no valid API key or access token"),
-        (status = 403, description = "FORBIDDEN: the key lacks the `read` scope"),
         (status = 404, description = "No such project among the caller's"),
-        (status = 429, description = "RATE_LIMITED: PULSE_READ_RATE_LIMIT_PER_SEC; see Retry-After"),
-        (status = 503, description = "DATABASE_UNAVAILABLE or AUTH_UNAVAILABLE"),
+        ReadFailures,
     )
 )]
 pub async fn aggregated(
