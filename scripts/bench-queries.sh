@@ -10,6 +10,9 @@
 #   --rounds R        timed requests per query                   [50]
 #   --export-days D   days of events in the timed CSV export     [3]
 #   --reuse           keep the pulse_bench_queries database and its project (seed once, measure often)
+#   --minutes-only    answer whole hours from the minute rows, as without the hourly cascade: for
+#                     the timing, every minute row is marked a delta and event_rollups_hourly is
+#                     set aside (restored afterwards, also on failure); implies --export-days 0
 #   --no-build        use the release binaries already built
 #
 # Steps: PostgreSQL and Kafka via scripts/services.sh up (the api needs a broker to be ready; no
@@ -32,6 +35,7 @@ rounds=50
 export_days=3
 reuse=0
 build=1
+minutes_only=0
 while (($#)); do
     case $1 in
         --events) events=$2; shift 2 ;;
@@ -39,8 +43,9 @@ while (($#)); do
         --rounds) rounds=$2; shift 2 ;;
         --export-days) export_days=$2; shift 2 ;;
         --reuse) reuse=1; shift ;;
+        --minutes-only) minutes_only=1; export_days=0; shift ;;
         --no-build) build=0; shift ;;
-        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -61,7 +66,22 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 API_ADDR=127.0.0.1:$(free_port)
 
 api_pid=""
-cleanup() { [[ -n $api_pid ]] && kill "$api_pid" 2>/dev/null; wait 2>/dev/null || true; }
+set_aside=0
+# Undoes --minutes-only: the hourly rows back, the minute rows compacted again.
+restore_hourly() {
+    psql "$DB_URL" -qX -v ON_ERROR_STOP=1 <<'SQL' >&2
+BEGIN;
+DROP TABLE event_rollups_hourly;
+ALTER TABLE event_rollups_hourly_set_aside RENAME TO event_rollups_hourly;
+UPDATE event_rollups SET compacted = true;
+COMMIT;
+SQL
+}
+cleanup() {
+    [[ -n $api_pid ]] && kill "$api_pid" 2>/dev/null
+    wait 2>/dev/null || true
+    if ((set_aside)); then restore_hourly || echo "restoring event_rollups_hourly failed: see $DB_NAME" >&2; fi
+}
 trap cleanup EXIT
 
 say "Services (scripts/services.sh up)" >&2
@@ -100,12 +120,26 @@ else
     rebuild_seconds=$((SECONDS - began))
     psql "$DB_URL" -qX -c "ANALYZE" >&2
     jq -cn --argjson project "$project" --argjson seeded "$seeded" --argjson rebuilt "$rebuilt" \
-        --arg end "$end" --argjson rebuild_seconds "$rebuild_seconds" \
-        '{project: $project, seeded: $seeded, rebuilt: $rebuilt, end: $end, rebuild_seconds: $rebuild_seconds}' >"$state"
+        --arg seeded_end "$end" --argjson rebuild_seconds "$rebuild_seconds" \
+        '{project: $project, seeded: $seeded, rebuilt: $rebuilt, "end": $seeded_end, rebuild_seconds: $rebuild_seconds}' >"$state"
 fi
 cp "$state" "$RUN_DIR/seeded.json"
 end=$(jq -r .end "$state")
 api_key=$(jq -r .project.api_key "$state")
+
+if ((minutes_only)); then
+    [[ -f $state ]] || die "--minutes-only needs a seeded database (run once without it, or with --reuse)"
+    say "Setting the hourly rows aside: whole hours merge minute rows" >&2
+    psql "$DB_URL" -qX -v ON_ERROR_STOP=1 <<'SQL' >&2 || die "setting event_rollups_hourly aside failed"
+BEGIN;
+ALTER TABLE event_rollups_hourly RENAME TO event_rollups_hourly_set_aside;
+CREATE TABLE event_rollups_hourly (LIKE event_rollups_hourly_set_aside INCLUDING ALL);
+UPDATE event_rollups SET compacted = false;
+COMMIT;
+VACUUM ANALYZE event_rollups;
+SQL
+    set_aside=1
+fi
 
 say "Starting pulse-api (release) on $API_ADDR" >&2
 setsid "$BIN/pulse-api" </dev/null >>"$RUN_DIR/api.log" 2>&1 &
@@ -128,13 +162,15 @@ load = lambda name: json.load(open(os.path.join(run_dir, name)))
 sh = lambda cmd: subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
 state, queries, memory = load("seeded.json"), load("queries.json"), load("memory.json")
 seeded, rebuilt = state["seeded"], state["rebuilt"]
-sizes = sh(f"psql -XAt '{db_url}' -c \"select string_agg(t || ' ' || pg_size_pretty(pg_total_relation_size(t)), ', ') from unnest(array['events_default','event_rollups','event_rollups_hourly']) t\"")
+sizes = sh(f"psql -XAt '{db_url}' -c \"select string_agg(t || ' ' || pg_size_pretty(pg_total_relation_size(t)), ', ') from unnest(array['event_rollups','event_rollups_hourly','event_rollups_hourly_totals']) t\"")
 events_size = sh(f"psql -XAt '{db_url}' -c \"select pg_size_pretty(sum(pg_total_relation_size(inhrelid))) from pg_inherits where inhparent = 'events'::regclass\"")
 rows = sh(f"psql -XAt '{db_url}' -c \"select (select count(*) from event_rollups) || ' minute rows, ' || (select count(*) from event_rollups_hourly) || ' hourly rows'\"")
 commit = sh("git rev-parse --short HEAD") + (" (dirty tree)" if sh("git status --porcelain -- api worker shared bench scheduler") else "")
-print(f"### Read side, run {os.path.basename(run_dir)}\n")
+minutes_only = "--minutes-only" in open(os.path.join(run_dir, 'command')).read()
+print(f"### Read side, run {os.path.basename(run_dir)}{' (hourly rows set aside: whole hours merged from minute rows)' if minutes_only else ''}\n")
 print(f"- command: `{open(os.path.join(run_dir, 'command')).read().strip()}`")
-print(f"- git commit: {commit}; {os.cpu_count()} cores; PostgreSQL {sh('psql -XAtc \"show server_version\" ' + repr(db_url))}; api and database on this machine")
+pg_version = sh("psql -XAt '" + db_url + "' -c 'show server_version'")
+print(f"- git commit: {commit}; {os.cpu_count()} cores; PostgreSQL {pg_version}; api and database on this machine")
 print(f"- data: {seeded['events']:,} events from {seeded['start']} to {seeded['end']} (one project, daily partitions, events {events_size} with indexes), "
       f"seeded by COPY at {seeded['rows_per_s']:,.0f} rows/s; rollups by `pulse-api admin rebuild-rollups` in {state['rebuild_seconds']} s ({rows})")
 print()

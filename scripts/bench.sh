@@ -23,7 +23,8 @@
 # Steps: PostgreSQL via scripts/services.sh up; a dedicated broker on free 127.0.0.1 ports,
 # isolated from the shared dev/test broker and removed at the end: Apache Kafka (one KRaft node
 # through scripts/kafka-node.sh, heap 512m, data on disk in the run directory, acks=all as
-# always) or Tansu with MEMORY storage; a fresh `pulse_bench` database; release pulse-api and pulse-worker on free ports
+# always) or Tansu with MEMORY storage; a fresh `pulse_bench` database; release pulse-api, pulse-worker
+# and pulse-scheduler (which folds the rollup deltas the worker writes, as in production) on free ports
 # with their own topic prefix; a project; the COPY baseline; the scenarios.
 # VmRSS/VmHWM of api and worker are sampled from /proc every second, CPU time of every
 # process is read before and after each scenario. Everything started here is stopped on exit.
@@ -129,7 +130,9 @@ print(f"- git commit: {commit}")
 print(f"- machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, kernel {sh('uname -r')}; {sh('rustc --version')}")
 version_file = next((os.path.join(run_dir, f) for f in ("broker.version", "tansu.version") if os.path.exists(os.path.join(run_dir, f))), None)
 broker = (open(version_file).read().strip() if version_file else "") or "broker"
-print(f"- PostgreSQL {pg} ({pg_settings}); {broker}; api, worker, broker, database and load generator all on this machine")
+print(f"- PostgreSQL {pg} ({pg_settings}); {broker}; api, worker, scheduler, broker, database and load generator all on this machine")
+if os.path.exists(os.path.join(run_dir, "rollups.txt")):
+    print(f"- rollups at the end: {open(os.path.join(run_dir, 'rollups.txt')).read().strip() or '?'}")
 print()
 print("COPY baseline (scratch database, same schema and indexes, same kind of rows):\n")
 print("| way | rows | rows/s |")
@@ -225,6 +228,7 @@ BIN="$PULSE_ROOT/target/release"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 API_ADDR=127.0.0.1:$(free_port)
 WORKER_ADDR=127.0.0.1:$(free_port)
+SCHEDULER_ADDR=127.0.0.1:$(free_port)
 KAFKA_ADDR=127.0.0.1:$(free_port)
 CONTROLLER_PORT=$(free_port)
 ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
@@ -287,17 +291,17 @@ fi
 ok "broker pid $(cat "$RUN_DIR/broker.pid")" >&2
 
 if ((build)); then
-    say "cargo build --release (pulse-api, pulse-worker, pulse-bench)" >&2
-    cargo build --release --bin pulse-api --bin pulse-worker --bin pulse-bench >&2 || die "release build failed"
+    say "cargo build --release (pulse-api, pulse-worker, pulse-scheduler, pulse-bench)" >&2
+    cargo build --release --bin pulse-api --bin pulse-worker --bin pulse-scheduler --bin pulse-bench >&2 || die "release build failed"
 fi
-for b in pulse-api pulse-worker pulse-bench; do [[ -x $BIN/$b ]] || die "$BIN/$b is missing (run without --no-build)"; done
+for b in pulse-api pulse-worker pulse-scheduler pulse-bench; do [[ -x $BIN/$b ]] || die "$BIN/$b is missing (run without --no-build)"; done
 
 say "Fresh database $DB_NAME" >&2
 psql "$ADMIN_URL" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DB_NAME" >&2
 export PULSE_DATABASE_URL="$DB_URL"
 export PULSE_KAFKA_BROKERS="$KAFKA_ADDR"
 export PULSE_TOPIC_PREFIX="bench-$run_id."
-export PULSE_API_ADDR="$API_ADDR" PULSE_WORKER_ADDR="$WORKER_ADDR"
+export PULSE_API_ADDR="$API_ADDR" PULSE_WORKER_ADDR="$WORKER_ADDR" PULSE_SCHEDULER_ADDR="$SCHEDULER_ADDR"
 export PULSE_JWT_SECRET
 PULSE_JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
 # The per-key ingest rate limit (default 10,000 requests/s) would cap scenario (b) at its own
@@ -306,11 +310,13 @@ export PULSE_INGEST_RATE_LIMIT_PER_SEC=10000000
 export PULSE_LOG="${PULSE_LOG:-warn}"
 "$BIN/pulse-api" migrate >&2 || die "pulse-api migrate failed"
 
-say "Starting pulse-api and pulse-worker (release)" >&2
+say "Starting pulse-api, pulse-worker and pulse-scheduler (release)" >&2
 start api "$BIN/pulse-api"
 wait_http pulse-api "http://$API_ADDR/readyz" 90 "$(cat "$RUN_DIR/api.pid")" "$RUN_DIR/api.log"
 start worker "$BIN/pulse-worker"
 wait_http pulse-worker "http://$WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/worker.pid")" "$RUN_DIR/worker.log"
+start scheduler "$BIN/pulse-scheduler"
+wait_http pulse-scheduler "http://$SCHEDULER_ADDR/readyz" 90 "$(cat "$RUN_DIR/scheduler.pid")" "$RUN_DIR/scheduler.log"
 API_PID=$(cat "$RUN_DIR/api.pid")
 WORKER_PID=$(cat "$RUN_DIR/worker.pid")
 BROKER_PID=$(cat "$RUN_DIR/broker.pid")
@@ -390,6 +396,10 @@ sampler_pid=""
 
 say "Report" >&2
 echo "$command_line" >"$RUN_DIR/command"
+# The rollups at the end: rows, and deltas the scheduler had not folded yet (older trees have no
+# compaction: every row is a delta there).
+psql "$DB_URL" -XAt -c "SELECT count(*) || ' rollup rows, ' || count(*) FILTER (WHERE NOT compacted) || ' of them deltas not folded yet' FROM event_rollups" \
+    >"$RUN_DIR/rollups.txt" 2>/dev/null || psql "$DB_URL" -XAt -c "SELECT count(*) || ' rollup rows (no compaction in this build)' FROM event_rollups" >"$RUN_DIR/rollups.txt" 2>/dev/null || true
 render_report "$RUN_DIR" >"$RUN_DIR/results.md"
 cat "$RUN_DIR/results.md"
 ok "results in $RUN_DIR/results.md" >&2

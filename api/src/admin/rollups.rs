@@ -2,8 +2,8 @@
 //! rollups from its raw events over a range (after a bug fix, or a restore of `events`).
 //!
 //! The range is widened to whole hours (the coarsest rollup rows are hourly). In one REPEATABLE
-//! READ transaction it deletes the range's rows of `event_rollups` and `event_rollups_hourly`
-//! and writes them anew, compacted (one row per minute or hour and dimensions), from the events
+//! READ transaction it deletes the range's rows of `event_rollups`, `event_rollups_hourly` and
+//! `event_rollups_hourly_totals` and writes them anew, compacted (one row per minute or hour and dimensions), from the events
 //! of the same snapshot, read 10,000 at a time in (timestamp, id) order; rows are written as
 //! their minute or hour completes, so memory stays bounded however long the range. The persist
 //! worker keeps running meanwhile: a batch it commits after the snapshot is neither counted
@@ -83,7 +83,7 @@ pub async fn rebuild_rollups(
         .run::<_, diesel::result::Error, _>(|conn| {
             async move {
                 let mut deleted = 0;
-                for table in ["event_rollups", "event_rollups_hourly"] {
+                for table in ["event_rollups", "event_rollups_hourly", "event_rollups_hourly_totals"] {
                     deleted += diesel::sql_query(format!(
                         "DELETE FROM {table} WHERE project_id = $1 AND bucket >= $2 AND bucket < $3"
                     ))
@@ -116,7 +116,9 @@ pub async fn rebuild_rollups(
                         ))
                         .into_boxed();
                     if let Some((timestamp, id)) = after {
-                        query = query.filter(
+                        // `>=` first: it bounds the index scan (the OR alone does not), so a
+                        // page starts at the last event instead of the range's start.
+                        query = query.filter(events::timestamp.ge(timestamp)).filter(
                             events::timestamp
                                 .gt(timestamp)
                                 .or(events::timestamp.eq(timestamp).and(events::id.gt(id))),
@@ -191,8 +193,10 @@ async fn write_complete(
             }
         }
     }
-    let written = minutes.len() + hours.len();
+    let totals = pulse_shared::rollup::rows::hourly_totals(&hours);
+    let written = minutes.len() + hours.len() + totals.len();
     insert_at(conn, Level::MinuteCompacted, minutes).await?;
     insert_at(conn, Level::Hour, hours).await?;
+    insert_at(conn, Level::HourTotal, totals).await?;
     Ok(written)
 }

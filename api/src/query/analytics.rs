@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use super::access::{QueryState, ReadAccess, ReadFailures};
 use super::params::{invalid, query_pairs, text, time, whole_minutes, DEFAULT_RANGE};
-use super::rollups::{decode, mean, quantile, rollup_rows, whole_hours, ROLLUP_COLUMNS};
+use super::rollups::{decode, mean, quantile, rollup_rows, whole_hours, HourRows};
 use crate::error::ApiError;
 use crate::management::ManagementState;
 
@@ -568,7 +568,7 @@ static SELECT_ROLLUP_GROUPS: std::sync::LazyLock<String> = std::sync::LazyLock::
          WHERE ($4::text IS NULL OR event_type = $4)
            AND ($5::text IS NULL OR source = $5)
            AND ($6::text IS NULL OR status = $6)",
-        rollup_rows(ROLLUP_COLUMNS, 10, 11)
+        rollup_rows(10, 11, HourRows::ByDimensions)
     )
 });
 

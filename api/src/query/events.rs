@@ -122,7 +122,9 @@ pub(super) fn page_query(project: Uuid, filter: &EventFilter) -> events::BoxedQu
         .limit(filter.limit + 1)
         .into_boxed();
     if let Some(after) = filter.after {
-        query = query.filter(
+        // The first conjunct repeats what the OR implies: it is what bounds the index scan, so a
+        // page starts at the cursor instead of walking the partition down to it.
+        query = query.filter(events::timestamp.le(after.timestamp)).filter(
             events::timestamp
                 .lt(after.timestamp)
                 .or(events::timestamp.eq(after.timestamp).and(events::id.lt(after.id))),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::access::{QueryState, ReadAccess, ReadFailures};
 use super::params::{invalid, query_pairs, time, whole_minutes, DEFAULT_RANGE};
-use super::rollups::{rollup_rows, whole_hours, ROLLUP_COLUMNS};
+use super::rollups::{rollup_rows, whole_hours, HourRows};
 use crate::error::ApiError;
 use crate::management::ManagementState;
 
@@ -27,11 +27,20 @@ const TOP: usize = 10;
 /// Minutes `realtime` covers (the current one included).
 const REALTIME_MINUTES: i32 = 5;
 
-/// Rows in `[start, end)`, with what the overview needs (whole hours from the hourly rollups).
-static SELECT_ROWS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// Rows in `[start, end)` for the counts (by dimensions, no sketch read).
+static SELECT_COUNTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT bucket, event_type, source, status, events, NULL::bytea AS users, NULL::bytea AS sessions FROM {}",
+        rollup_rows(4, 5, HourRows::ByDimensions)
+    )
+});
+
+/// Rows in `[start, end)` for the distinct counts (whole hours from the hourly totals: one row
+/// per hour instead of one per hour and dimensions).
+static SELECT_UNIQUES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT bucket, event_type, source, status, events, users, sessions FROM {}",
-        rollup_rows(ROLLUP_COLUMNS, 4, 5)
+        rollup_rows(4, 5, HourRows::Totals)
     )
 });
 
@@ -53,23 +62,33 @@ struct Row {
     sessions: Option<Vec<u8>>,
 }
 
+/// What a range's rows say: the counts' rows and the distinct counts' rows.
+struct RangeRows {
+    counts: Vec<Row>,
+    uniques: Vec<Row>,
+}
+
 async fn rows(
     management: &ManagementState,
     project: Uuid,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     hourly: bool,
-) -> Result<Vec<Row>, ApiError> {
+) -> Result<RangeRows, ApiError> {
     let mut conn = management.conn().await?;
     let (h0, h1) = whole_hours(start, end, hourly);
-    Ok(diesel::sql_query(SELECT_ROWS.as_str())
-        .bind::<SqlUuid, _>(project)
-        .bind::<Timestamptz, _>(start)
-        .bind::<Timestamptz, _>(end)
-        .bind::<Timestamptz, _>(h0)
-        .bind::<Timestamptz, _>(h1)
-        .load(&mut conn)
-        .await?)
+    let mut load = |statement: &'static str| {
+        diesel::sql_query(statement)
+            .bind::<SqlUuid, _>(project)
+            .bind::<Timestamptz, _>(start)
+            .bind::<Timestamptz, _>(end)
+            .bind::<Timestamptz, _>(h0)
+            .bind::<Timestamptz, _>(h1)
+            .load::<Row>(&mut conn)
+    };
+    let counts = load(SELECT_COUNTS.as_str()).await?;
+    let uniques = load(SELECT_UNIQUES.as_str()).await?;
+    Ok(RangeRows { counts, uniques })
 }
 
 fn merge_sketch(into: &mut Distinct, bytes: &Option<Vec<u8>>) -> Result<(), ApiError> {
@@ -140,19 +159,21 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(rows: Vec<Row>) -> Result<Self, ApiError> {
+    fn of(rows: RangeRows) -> Result<Self, ApiError> {
         let mut tally = Self::default();
-        for row in rows {
+        for row in rows.counts {
             tally.events += row.events;
             if row.status.as_deref() == Some("error") {
                 tally.errors += row.events;
             }
-            merge_sketch(&mut tally.users, &row.users)?;
-            merge_sketch(&mut tally.sessions, &row.sessions)?;
             *tally.event_types.entry(row.event_type).or_default() += row.events;
             if let Some(source) = row.source {
                 *tally.sources.entry(source).or_default() += row.events;
             }
+        }
+        for row in rows.uniques {
+            merge_sketch(&mut tally.users, &row.users)?;
+            merge_sketch(&mut tally.sessions, &row.sessions)?;
         }
         Ok(tally)
     }
@@ -340,7 +361,7 @@ pub async fn realtime(
             count: 0,
         })
         .collect();
-    for row in &rows {
+    for row in &rows.counts {
         let index = ((row.bucket - first).num_seconds() / 60) as usize;
         if let Some(slot) = minutes.get_mut(index) {
             slot.count += row.events;

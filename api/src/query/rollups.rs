@@ -226,14 +226,36 @@ struct RollupRow {
     summary: StoredSummary,
 }
 
-/// Where a range's rollup rows are, as a `FROM` item named `rollups`: the whole hours
-/// `[$h0, $h1)` from `event_rollups_hourly` plus the deltas the scheduler has not folded yet
-/// (each delta is in exactly one of the two: the compaction moves it in one transaction), the
-/// rest of `[$2, $3)` from the minute rows. `$1` is the project. With `$h0 = $h1` every row
-/// comes from the minutes.
-pub(super) fn rollup_rows(columns: &str, h0: usize, h1: usize) -> String {
+/// Which rows stand for a whole hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HourRows {
+    /// One per hour and dimensions (`event_rollups_hourly`): for filters and groupings.
+    ByDimensions,
+    /// One per hour (`event_rollups_hourly_totals`, dimensions answered as `''` and NULL): for
+    /// queries that neither filter nor group by a dimension.
+    Totals,
+}
+
+/// Where a range's rollup rows are, as a `FROM` item named `rollups` with the columns of
+/// [`ROLLUP_COLUMNS`]: the whole hours `[$h0, $h1)` from the hourly rows (`hours`) plus the
+/// deltas the scheduler has not folded yet (each delta is in exactly one of the two: the
+/// compaction moves it in one transaction), the rest of `[$2, $3)` from the minute rows. `$1` is
+/// the project. With `$h0 = $h1` every row comes from the minutes.
+pub(super) fn rollup_rows(h0: usize, h1: usize, hours: HourRows) -> String {
+    let columns = ROLLUP_COLUMNS;
+    let whole_hours = match hours {
+        HourRows::ByDimensions => format!("SELECT {columns} FROM event_rollups_hourly"),
+        HourRows::Totals => format!(
+            "SELECT {} FROM event_rollups_hourly_totals",
+            columns.replacen(
+                "event_type, source, status",
+                "''::text AS event_type, NULL::text AS source, NULL::text AS status",
+                1
+            )
+        ),
+    };
     format!(
-        "(SELECT {columns} FROM event_rollups_hourly
+        "({whole_hours}
               WHERE project_id = $1 AND bucket >= ${h0} AND bucket < ${h1}
           UNION ALL
           SELECT {columns} FROM event_rollups
@@ -262,16 +284,23 @@ pub(super) fn whole_hours(start: DateTime<Utc>, end: DateTime<Utc>, hourly: bool
 pub(super) const ROLLUP_COLUMNS: &str = "bucket, event_type, source, status, events, durations, duration_sum, \
      duration_min, duration_max, users, sessions, duration_sketch";
 
-static SELECT_ROLLUPS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// The rows of `aggregated`, whole hours from the hourly rows by dimensions (`$4`..`$6` filter).
+static SELECT_ROLLUPS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| select_rollups(HourRows::ByDimensions));
+/// The same without a filter: whole hours from the hourly totals.
+static SELECT_ROLLUP_TOTALS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| select_rollups(HourRows::Totals));
+
+fn select_rollups(hours: HourRows) -> String {
     format!(
         "SELECT bucket, {SUMMARY_COLUMNS}
          FROM {}
          WHERE ($4::text IS NULL OR event_type = $4)
            AND ($5::text IS NULL OR source = $5)
            AND ($6::text IS NULL OR status = $6)",
-        rollup_rows(ROLLUP_COLUMNS, 7, 8)
+        rollup_rows(7, 8, hours)
     )
-});
+}
 
 /// A stored summary, decoded (an unreadable sketch is an internal error).
 pub(super) fn decode(stored: StoredSummary) -> Result<Summary, ApiError> {
@@ -351,7 +380,13 @@ pub(super) async fn aggregate(
 ) -> Result<Aggregated, ApiError> {
     let mut conn = management.conn().await?;
     let (h0, h1) = whole_hours(filter.start, filter.end, filter.interval.width() >= TimeDelta::hours(1));
-    let rows: Vec<RollupRow> = diesel::sql_query(SELECT_ROLLUPS.as_str())
+    let unfiltered = filter.event_type.is_none() && filter.source.is_none() && filter.status.is_none();
+    let statement = if unfiltered {
+        &SELECT_ROLLUP_TOTALS
+    } else {
+        &SELECT_ROLLUPS
+    };
+    let rows: Vec<RollupRow> = diesel::sql_query(statement.as_str())
         .bind::<SqlUuid, _>(project)
         .bind::<Timestamptz, _>(filter.start)
         .bind::<Timestamptz, _>(filter.end)
@@ -408,6 +443,30 @@ mod tests {
         )
         .expect("valid");
         assert_eq!((hourly.interval, hourly.buckets()), (Interval::Hour, 2));
+    }
+
+    #[test]
+    fn whole_hours_split_a_range_into_hourly_inside_and_minute_edges() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().expect("t");
+        // Minute edges on both sides of two whole hours.
+        assert_eq!(
+            whole_hours(t("2026-12-01T09:59:00Z"), t("2026-12-01T12:01:00Z"), true),
+            (t("2026-12-01T10:00:00Z"), t("2026-12-01T12:00:00Z"))
+        );
+        // Aligned: all hourly.
+        assert_eq!(
+            whole_hours(t("2026-12-01T10:00:00Z"), t("2026-12-01T12:00:00Z"), true),
+            (t("2026-12-01T10:00:00Z"), t("2026-12-01T12:00:00Z"))
+        );
+        // No whole hour inside: an empty middle, so every row comes from the minutes.
+        let (h0, h1) = whole_hours(t("2026-12-01T10:05:00Z"), t("2026-12-01T10:50:00Z"), true);
+        assert_eq!(h0, h1);
+        assert!(h0 >= t("2026-12-01T10:05:00Z") && h0 <= t("2026-12-01T10:50:00Z"));
+        // Minute buckets never read hourly rows.
+        assert_eq!(
+            whole_hours(t("2026-12-01T10:00:00Z"), t("2026-12-01T12:00:00Z"), false),
+            (t("2026-12-01T12:00:00Z"), t("2026-12-01T12:00:00Z"))
+        );
     }
 
     #[test]

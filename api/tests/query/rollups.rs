@@ -491,6 +491,17 @@ async fn compaction_folds_deltas_and_no_answer_changes() {
         "one compacted row per minute and dimensions"
     );
     assert_eq!(hour_rows, hour_groups, "one hourly row per hour and dimensions");
+    let totals = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM event_rollups_hourly_totals WHERE project_id = $1),
+                    (SELECT count(DISTINCT date_trunc('hour', timestamp)) FROM events WHERE project_id = $1),
+                    (SELECT sum(events)::int8 FROM event_rollups_hourly_totals WHERE project_id = $1)",
+            &[&read.project],
+        )
+        .await
+        .expect("totals");
+    let (total_rows, hours, total_events): (i64, i64, i64) = (totals.get(0), totals.get(1), totals.get(2));
+    assert_eq!((total_rows, total_events), (hours, 6_000), "one totals row per hour");
     assert_eq!((minute_events, hour_events), (6_000, 6_000));
 
     // Every answer is what the raw rows say: counts per hour and per 15 minutes exactly, and the

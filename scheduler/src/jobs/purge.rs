@@ -3,7 +3,7 @@
 //! `DELETE /v1/projects/{id}` only marks the project (`deleted_at`) and revokes its keys; this
 //! job then removes its events, oldest first, `PULSE_PURGE_BATCH_SIZE` at a time (plus ties on
 //! the last timestamp), each batch in its own short transaction, then the rest of its
-//! `event_ids`, then its rollups (`event_rollups`, then `event_rollups_hourly`), then the
+//! `event_ids`, then its rollups (`event_rollups`, then the hourly rows and totals), then the
 //! project row itself, which cascades to everything declared `ON DELETE CASCADE` on
 //! `projects` (API keys and any project-owned table added later). An organization marked
 //! deleted goes once it has no project left.
@@ -118,7 +118,7 @@ async fn step_in(conn: &mut AsyncPgConnection, batch_size: i64) -> Result<Step, 
 
     // Minute rows first: the compaction folds deltas into hourly rows, so once no minute row
     // is left, no hourly row can appear.
-    for table in ["event_rollups", "event_rollups_hourly"] {
+    for table in ["event_rollups", "event_rollups_hourly", "event_rollups_hourly_totals"] {
         let rollups = delete_some(conn, table, project, batch_size).await?;
         if rollups > 0 {
             return Ok(Step::Rollups(rollups));

@@ -9,7 +9,9 @@
 //! 1. delete that many deltas (`compacted = false`), returning them;
 //! 2. delete the compacted rows of the same (minute, dimensions) groups and of the same
 //!    (hour, dimensions) groups in `event_rollups_hourly`, returning them;
-//! 3. insert, per group, one merged row at each level (sketches merge without loss).
+//! 3. insert, per group, one merged row at each level (sketches merge without loss), and the
+//!    same for each (project, hour) in `event_rollups_hourly_totals` (all dimensions in one row,
+//!    for queries that filter on none).
 //!
 //! A delta is thus either still a delta or folded into both tables, never both: queries over
 //! whole hours read `event_rollups_hourly` plus the deltas not folded yet, and count each event
@@ -28,7 +30,7 @@ use diesel::QueryableByName;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use pulse_shared::db::{self, DbPool};
-use pulse_shared::rollup::rows::{hour, insert_at, Key, Level};
+use pulse_shared::rollup::rows::{hour, hourly_totals, insert_at, Key, Level};
 use pulse_shared::rollup::{StoredSummary, Summary, COMPACTION_LOCK as LOCK, SUMMARY_COLUMNS};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -179,15 +181,20 @@ async fn round_in(conn: &mut AsyncPgConnection, batch: i64) -> Result<Round, die
         add(&mut hours, hour_key, summary.clone());
         add(&mut minutes, key, summary);
     }
+    let mut totals = hourly_totals(&hours);
     for (key, summary) in fold_existing(conn, "event_rollups", "compacted AND ", &minutes).await? {
         add(&mut minutes, key, summary);
     }
     for (key, summary) in fold_existing(conn, "event_rollups_hourly", "", &hours).await? {
         add(&mut hours, key, summary);
     }
+    for (key, summary) in fold_existing_totals(conn, &totals).await? {
+        add(&mut totals, key, summary);
+    }
     let (minute_rows, hour_rows) = (minutes.len(), hours.len());
     insert_at(conn, Level::MinuteCompacted, minutes).await?;
     insert_at(conn, Level::Hour, hours).await?;
+    insert_at(conn, Level::HourTotal, totals).await?;
     Ok(Round::Folded {
         deltas: folded,
         minute_rows,
@@ -227,6 +234,31 @@ async fn fold_existing(
     .bind::<Array<Text>, _>(&types)
     .bind::<Array<Nullable<Text>>, _>(&sources)
     .bind::<Array<Nullable<Text>>, _>(&statuses)
+    .load(conn)
+    .await?;
+    rows.into_iter().map(StoredRow::into_parts).collect()
+}
+
+/// Deletes and returns the hourly totals rows of the (project, hour) keys of `groups`.
+async fn fold_existing_totals(
+    conn: &mut AsyncPgConnection,
+    groups: &Rows,
+) -> Result<Vec<(Key<'static>, Summary)>, diesel::result::Error> {
+    let (projects, buckets): (Vec<Uuid>, Vec<DateTime<Utc>>) = groups.keys().map(|key| (key.0, key.1)).unzip();
+    let summary: Vec<String> = SUMMARY_COLUMNS
+        .split(", ")
+        .map(|column| format!("r.{column}"))
+        .collect();
+    let rows: Vec<StoredRow> = diesel::sql_query(format!(
+        "DELETE FROM event_rollups_hourly_totals r
+         USING unnest($1::uuid[], $2::timestamptz[]) AS g (project_id, bucket)
+         WHERE r.project_id = g.project_id AND r.bucket = g.bucket
+         RETURNING r.project_id, r.bucket, ''::text AS event_type, NULL::text AS source,
+                   NULL::text AS status, {}",
+        summary.join(", ")
+    ))
+    .bind::<Array<SqlUuid>, _>(&projects)
+    .bind::<Array<Timestamptz>, _>(&buckets)
     .load(conn)
     .await?;
     rows.into_iter().map(StoredRow::into_parts).collect()

@@ -24,6 +24,9 @@ pub enum Level {
     MinuteCompacted,
     /// `event_rollups_hourly` (the compaction's output).
     Hour,
+    /// `event_rollups_hourly_totals`: one row per project and hour, the key's dimensions
+    /// ignored (the compaction's output).
+    HourTotal,
 }
 
 impl Level {
@@ -32,16 +35,22 @@ impl Level {
             Self::MinuteDeltas => ("event_rollups", Some("false")),
             Self::MinuteCompacted => ("event_rollups", Some("true")),
             Self::Hour => ("event_rollups_hourly", None),
+            Self::HourTotal => ("event_rollups_hourly_totals", None),
         };
         let (flag_column, flag_value) = compacted.map_or((String::new(), String::new()), |value| {
             (", compacted".to_owned(), format!(", {value}"))
         });
+        let dimensions = if self == Self::HourTotal {
+            ""
+        } else {
+            " event_type, source, status,"
+        };
         format!(
             r#"
-INSERT INTO {table} (project_id, bucket, event_type, source, status, events, durations,
+INSERT INTO {table} (project_id, bucket,{dimensions} events, durations,
                      duration_sum, duration_min, duration_max, users, sessions,
                      duration_sketch{flag_column})
-SELECT project_id, bucket, event_type, source, status, events, durations, duration_sum::numeric,
+SELECT project_id, bucket,{dimensions} events, durations, duration_sum::numeric,
        duration_min, duration_max, users, sessions, duration_sketch{flag_value}
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int8[],
             $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::bytea[], $12::bytea[],
@@ -92,6 +101,24 @@ pub fn minute(time: DateTime<Utc>) -> DateTime<Utc> {
 /// The UTC hour `time` falls in.
 pub fn hour(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::hours(1)).unwrap_or(time)
+}
+
+/// The hourly totals of `rows` (any bucket width up to an hour): one per project and hour, keyed
+/// with an empty event type and no source or status, as [`Level::HourTotal`] stores them.
+pub fn hourly_totals<'r>(
+    rows: impl IntoIterator<Item = (&'r Key<'r>, &'r Summary)>,
+) -> BTreeMap<Key<'static>, Summary> {
+    let mut totals: BTreeMap<Key<'static>, Summary> = BTreeMap::new();
+    for ((project, bucket, ..), summary) in rows {
+        let key = (*project, hour(*bucket), Cow::Borrowed(""), None, None);
+        match totals.get_mut(&key) {
+            Some(total) => total.merge(summary.clone()),
+            None => {
+                totals.insert(key, summary.clone());
+            }
+        }
+    }
+    totals
 }
 
 impl<'a> RollupRows<'a> {
@@ -210,4 +237,41 @@ async fn insert<'a>(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(project_id: Uuid, at: &str) -> RollupEvent<'static, 'static> {
+        RollupEvent {
+            project_id,
+            timestamp: at.parse().expect("time"),
+            event_type: Cow::Borrowed("page_view"),
+            source: None,
+            status: None,
+            duration_ms: Some(5),
+            user_id: Some("u"),
+            session_id: None,
+        }
+    }
+
+    #[test]
+    fn rows_before_a_bucket_are_taken_out_whole() {
+        let project = Uuid::now_v7();
+        let mut rows = RollupRows::default();
+        for at in [
+            "2026-12-01T09:59:30Z",
+            "2026-12-01T09:59:59Z",
+            "2026-12-01T10:00:00Z",
+            "2026-12-01T11:30:00Z",
+        ] {
+            rows.record(event(project, at));
+        }
+        let done = rows.take_before(hour("2026-12-01T10:15:00Z".parse().expect("time")));
+        let done = done.into_rows();
+        assert_eq!(done.len(), 1, "the 09:59 minute, both its events");
+        assert_eq!(done.values().next().map(|summary| summary.events), Some(2));
+        assert_eq!(rows.len(), 2, "10:00 and 11:30 stay");
+    }
 }
