@@ -11,8 +11,9 @@
 #   --export-days D   days of events in the timed CSV export     [3]
 #   --reuse           keep the pulse_bench_queries database and its project (seed once, measure often)
 #   --minutes-only    answer whole hours from the minute rows, as without the hourly cascade: for
-#                     the timing, every minute row is marked a delta and event_rollups_hourly is
-#                     set aside (restored afterwards, also on failure); implies --export-days 0
+#                     the timing, every minute row is marked a delta and the hourly rows and
+#                     totals are set aside (restored afterwards, also on failure); implies
+#                     --export-days 0. Slow: a month of hourly buckets takes ~10 s per request
 #   --no-build        use the release binaries already built
 #
 # Steps: PostgreSQL and Kafka via scripts/services.sh up (the api needs a broker to be ready; no
@@ -45,7 +46,7 @@ while (($#)); do
         --reuse) reuse=1; shift ;;
         --minutes-only) minutes_only=1; export_days=0; shift ;;
         --no-build) build=0; shift ;;
-        -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -73,6 +74,8 @@ restore_hourly() {
 BEGIN;
 DROP TABLE event_rollups_hourly;
 ALTER TABLE event_rollups_hourly_set_aside RENAME TO event_rollups_hourly;
+DROP TABLE event_rollups_hourly_totals;
+ALTER TABLE event_rollups_hourly_totals_set_aside RENAME TO event_rollups_hourly_totals;
 UPDATE event_rollups SET compacted = true;
 COMMIT;
 SQL
@@ -134,6 +137,8 @@ if ((minutes_only)); then
 BEGIN;
 ALTER TABLE event_rollups_hourly RENAME TO event_rollups_hourly_set_aside;
 CREATE TABLE event_rollups_hourly (LIKE event_rollups_hourly_set_aside INCLUDING ALL);
+ALTER TABLE event_rollups_hourly_totals RENAME TO event_rollups_hourly_totals_set_aside;
+CREATE TABLE event_rollups_hourly_totals (LIKE event_rollups_hourly_totals_set_aside INCLUDING ALL);
 UPDATE event_rollups SET compacted = false;
 COMMIT;
 VACUUM ANALYZE event_rollups;
@@ -172,7 +177,7 @@ print(f"- command: `{open(os.path.join(run_dir, 'command')).read().strip()}`")
 pg_version = sh("psql -XAt '" + db_url + "' -c 'show server_version'")
 print(f"- git commit: {commit}; {os.cpu_count()} cores; PostgreSQL {pg_version}; api and database on this machine")
 print(f"- data: {seeded['events']:,} events from {seeded['start']} to {seeded['end']} (one project, daily partitions, events {events_size} with indexes), "
-      f"seeded by COPY at {seeded['rows_per_s']:,.0f} rows/s; rollups by `pulse-api admin rebuild-rollups` in {state['rebuild_seconds']} s ({rows})")
+      f"seeded by COPY at {seeded['rows_per_s']:,.0f} rows/s; rollups by `pulse-api admin rebuild-rollups` in {state['rebuild_seconds']} s ({rows}; {sizes})")
 print()
 print("| query | p50 ms | p95 ms | p99 ms | max ms | answer bytes |")
 print("|---|---:|---:|---:|---:|---:|")

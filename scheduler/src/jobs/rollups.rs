@@ -4,7 +4,8 @@
 //! `event_rollups` (insert-only, so writers never wait for each other). A busy minute gathers
 //! one row per batch: a day of 30 batches a second is millions of rows, too many to merge at
 //! query time. This job folds them, in one transaction per round of at most
-//! `PULSE_ROLLUP_COMPACT_BATCH` deltas:
+//! `PULSE_ROLLUP_COMPACT_BATCH` deltas (back to back while rounds come back full, otherwise every
+//! `PULSE_ROLLUP_COMPACT_INTERVAL_SECS`):
 //!
 //! 1. delete that many deltas (`compacted = false`), returning them;
 //! 2. delete the compacted rows of the same (minute, dimensions) groups and of the same
@@ -55,8 +56,10 @@ pub enum Round {
     Busy,
 }
 
-/// Runs rounds until `stop` is cancelled: back to back while there are deltas, then every
-/// `interval`.
+/// Runs rounds until `stop` is cancelled: back to back while rounds come back full (a
+/// backlog), otherwise every `interval`. Under steady load a round every `interval` folds what
+/// the workers wrote meanwhile; looping on every few new deltas would cost the database a round
+/// of statements each time for almost nothing (measured: 0.3 cores under single-event load).
 pub async fn run(pool: DbPool, interval: Duration, batch: i64, stop: CancellationToken) {
     loop {
         let wait = match round(&pool, batch).await {
@@ -67,7 +70,11 @@ pub async fn run(pool: DbPool, interval: Duration, batch: i64, stop: Cancellatio
             }) => {
                 RUNS.with_label_values(&["rollup_compaction", "ok"]).inc();
                 tracing::debug!(deltas, minute_rows, hour_rows, "Rollup deltas folded");
-                Duration::ZERO
+                if deltas as i64 >= batch {
+                    Duration::ZERO
+                } else {
+                    interval
+                }
             }
             Ok(Round::Idle | Round::Busy) => interval,
             Err(error) => {

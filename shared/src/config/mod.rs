@@ -44,7 +44,7 @@
 //! | `PULSE_QUERY_MAX_BUCKETS` | `10000` | most buckets one answer may hold (`GET /v1/events/aggregated`) |
 //! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the scheduler looks for deleted projects to purge |
 //! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
-//! | `PULSE_ROLLUP_COMPACT_INTERVAL_SECS` | `5` | how often the scheduler folds the rollup deltas the workers wrote into one row per minute and into the hourly rollups, when the last round found none left |
+//! | `PULSE_ROLLUP_COMPACT_INTERVAL_SECS` | `5` | how often the scheduler folds the rollup deltas the workers wrote into one row per minute and into the hourly rollups (rounds run back to back only while they come back full: a backlog) |
 //! | `PULSE_ROLLUP_COMPACT_BATCH` | `20000` | rollup delta rows folded per compaction transaction |
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
 //! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
