@@ -1,7 +1,8 @@
 //! `GET /v1/events/analytics`: metrics per group of events over a range.
 //!
 //! - Grouped by the rollups' own dimensions only (`event_type`, `source`, `status`), it is
-//!   answered from the per-minute rollups: counts and sums add, distinct counts and quantiles
+//!   answered from the rollups (whole hours from the hourly rows, the edges from the minute
+//!   rows: `rollups::rollup_rows`): counts and sums add, distinct counts and quantiles
 //!   merge their sketches (the bounds of `pulse_shared::rollup`), `unique_sources` and
 //!   `dominant_status` count the rows' own dimensions exactly.
 //! - Grouped by `user_id` or a top-level key of `data` (`data.KEY`), rollups cannot say, so it
