@@ -124,12 +124,19 @@ struct StoredRow {
 
 /// What a deletion returns, with `prefix` before each column (`r.` in a `USING` join).
 fn returned(prefix: &str) -> String {
-    format!("{prefix}project_id, {prefix}bucket, {prefix}event_type, {prefix}source, {prefix}status, ")
-        + &SUMMARY_COLUMNS
-            .split(", ")
-            .map(|column| format!("{prefix}{column}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    format!(
+        "{prefix}project_id, {prefix}bucket, {prefix}event_type, {prefix}source, {prefix}status, {}",
+        summary_columns(prefix)
+    )
+}
+
+/// [`SUMMARY_COLUMNS`] with `prefix` before each column.
+fn summary_columns(prefix: &str) -> String {
+    SUMMARY_COLUMNS
+        .split(", ")
+        .map(|column| format!("{prefix}{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl StoredRow {
@@ -252,17 +259,13 @@ async fn fold_existing_totals(
     groups: &Rows,
 ) -> Result<Vec<(Key<'static>, Summary)>, diesel::result::Error> {
     let (projects, buckets): (Vec<Uuid>, Vec<DateTime<Utc>>) = groups.keys().map(|key| (key.0, key.1)).unzip();
-    let summary: Vec<String> = SUMMARY_COLUMNS
-        .split(", ")
-        .map(|column| format!("r.{column}"))
-        .collect();
     let rows: Vec<StoredRow> = diesel::sql_query(format!(
         "DELETE FROM event_rollups_hourly_totals r
          USING unnest($1::uuid[], $2::timestamptz[]) AS g (project_id, bucket)
          WHERE r.project_id = g.project_id AND r.bucket = g.bucket
          RETURNING r.project_id, r.bucket, ''::text AS event_type, NULL::text AS source,
                    NULL::text AS status, {}",
-        summary.join(", ")
+        summary_columns("r.")
     ))
     .bind::<Array<SqlUuid>, _>(&projects)
     .bind::<Array<Timestamptz>, _>(&buckets)
