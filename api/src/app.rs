@@ -1,6 +1,6 @@
 //! Builds the actix `App`: shared state, extractor error handlers, the per-request middleware,
 //! the operational endpoints (`/healthz`, `/readyz`, `/metrics`), the ingest routes (behind the
-//! per-key rate limit), the read routes, the management routes, `/openapi.json` and `/docs`, and the JSON 404.
+//! per-key rate limit), the read routes, the live stream, the management routes, `/openapi.json` and `/docs`, and the JSON 404.
 //! Used by `serve` and by in-process tests.
 
 use actix_web::body::MessageBody;
@@ -14,6 +14,7 @@ use crate::ingest::{self, IngestState};
 use crate::management::{self, ManagementState};
 use crate::query::{self, QueryState};
 use crate::request_id;
+use crate::stream::{self, StreamState};
 
 /// Route of single-event ingest.
 pub const EVENTS: &str = "/v1/events";
@@ -26,6 +27,7 @@ pub fn build(
     readiness: web::Data<Readiness>,
     management: web::Data<ManagementState>,
     queries: web::Data<QueryState>,
+    streams: web::Data<StreamState>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -40,6 +42,7 @@ pub fn build(
         .app_data(readiness)
         .app_data(management)
         .app_data(queries)
+        .app_data(streams)
         .app_data(web::JsonConfig::default().error_handler(error::json_extractor_error))
         .app_data(web::PathConfig::default().error_handler(error::path_extractor_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_extractor_error))
@@ -63,6 +66,10 @@ pub const ANALYTICS_REALTIME: &str = "/v1/analytics/realtime";
 pub const EXPORT_EVENTS: &str = "/v1/export/events";
 /// Route of the aggregated export.
 pub const EXPORT_AGGREGATED: &str = "/v1/export/aggregated";
+/// Route of the live stream over WebSocket.
+pub const STREAM: &str = "/v1/stream";
+/// Route of the live stream as Server-Sent Events.
+pub const STREAM_SSE: &str = "/v1/stream/sse";
 /// Route of one stored event.
 pub const EVENT: &str = "/v1/events/{event_id}";
 
@@ -122,6 +129,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .name(EXPORT_AGGREGATED)
             .route(web::get().to(query::export_aggregated))
             .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(STREAM)
+            .name(STREAM)
+            .route(web::get().to(stream::websocket))
+            .default_service(web::to(get_only))
+            .wrap(from_fn(stream::token_from_query)),
+    )
+    .service(
+        web::resource(STREAM_SSE)
+            .name(STREAM_SSE)
+            .route(web::get().to(stream::sse))
+            .default_service(web::to(get_only))
+            .wrap(from_fn(stream::token_from_query)),
     )
     .service(
         web::resource(EVENT)

@@ -109,6 +109,9 @@ pub enum ApiError {
     /// No database connection in time for a management request.
     #[error("the database is unavailable, retry later")]
     DatabaseUnavailable { retry_after_secs: u64 },
+    /// This replica holds `PULSE_STREAM_MAX_CLIENTS` stream connections already.
+    #[error("this replica serves {max} stream connections already, retry later")]
+    StreamFull { max: usize, retry_after_secs: u64 },
 }
 
 impl From<diesel::result::Error> for ApiError {
@@ -157,7 +160,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::DatabaseUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable { .. } | Self::StreamFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -193,6 +196,7 @@ impl ApiError {
             Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::DatabaseUnavailable { .. } => "DATABASE_UNAVAILABLE",
+            Self::StreamFull { .. } => "STREAM_FULL",
         }
     }
 
@@ -213,7 +217,8 @@ impl ApiError {
             Self::KafkaUnavailable { retry_after_secs }
             | Self::AuthUnavailable { retry_after_secs }
             | Self::RateLimited { retry_after_secs }
-            | Self::DatabaseUnavailable { retry_after_secs } => Some(*retry_after_secs),
+            | Self::DatabaseUnavailable { retry_after_secs }
+            | Self::StreamFull { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
         }
     }

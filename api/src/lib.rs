@@ -6,7 +6,8 @@
 //! [`ingest`] (the ingest routes: rate limit, body, event rules, handlers), [`rate_limit`] (the
 //! token buckets every limit uses), [`error`] (the error type and its wire form), [`metrics`],
 //! [`admin`] (`create-project`), [`management`] (accounts, organizations, projects, API keys,
-//! OpenAPI; docs/management.md), [`query`] (the read routes: raw events; docs/query.md). The wire
+//! OpenAPI; docs/management.md), [`query`] (the read routes: raw events; docs/query.md), [`stream`]
+//! (the live stream over WebSocket and SSE; docs/stream.md). The wire
 //! API is documented in docs/ingest.md.
 
 pub mod admin;
@@ -21,3 +22,4 @@ pub mod query;
 pub(crate) mod rate_limit;
 pub(crate) mod request_id;
 pub mod serve;
+pub mod stream;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use pulse_api::cli::{AdminCommand, Cli, Command};
 use pulse_api::{admin, serve};
-use pulse_shared::config::{self, ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, LogConfig, QueryConfig};
+use pulse_shared::config::{
+    self, ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, LogConfig, QueryConfig, StreamConfig,
+};
 use pulse_shared::{db, telemetry};
 
 fn main() -> ExitCode {
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
             config::or_exit(KafkaConfig::from_env()),
             config::or_exit(AuthConfig::from_env()),
             config::or_exit(QueryConfig::from_env()),
+            config::or_exit(StreamConfig::from_env()),
         )),
         Command::Migrate | Command::Admin { .. } => None,
     };
@@ -29,7 +32,9 @@ fn main() -> ExitCode {
 
     let result = actix_web::rt::System::new().block_on(async move {
         match (command, serve_config) {
-            (Command::Serve, Some((api, kafka, auth, query))) => serve::run(api, database, kafka, auth, query).await,
+            (Command::Serve, Some((api, kafka, auth, query, stream))) => {
+                serve::run(api, database, kafka, auth, query, stream).await
+            }
             (Command::Migrate, _) => {
                 let applied = db::migrate(&database).await?;
                 if applied.is_empty() {

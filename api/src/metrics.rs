@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, Histogram,
-    HistogramVec, IntCounter, IntCounterVec,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 use pulse_shared::metrics::{registered, BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
 
@@ -77,6 +77,39 @@ pub static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
 
 /// Touches every metric, and the known label values of the labelled counters, so that every
 /// family shows in `/metrics` from the start and `rate()` sees the first increment.
+/// Live-stream connections open on this replica (WebSocket and SSE).
+pub static STREAM_CLIENTS: LazyLock<IntGauge> = LazyLock::new(|| {
+    registered(register_int_gauge!(
+        "pulse_stream_clients",
+        "Live-stream connections open on this replica"
+    ))
+});
+
+/// Stream clients the server closed, by reason (`too_slow`).
+pub static STREAM_DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_stream_clients_dropped_total",
+        "Live-stream clients closed by the server, by reason",
+        &["reason"]
+    ))
+});
+
+/// Stored events the relay decoded for this replica's clients.
+pub static STREAM_RELAYED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_stream_events_relayed_total",
+        "Stored events decoded by the live-stream relay for this replica's clients"
+    ))
+});
+
+/// Messages written to stream clients (events and notices).
+pub static STREAM_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_stream_messages_sent_total",
+        "Messages handed to live-stream connections"
+    ))
+});
+
 pub fn init() {
     for code in [
         validate::INVALID_EVENT,
@@ -89,6 +122,10 @@ pub fn init() {
     for kind in ["timed_out", "unavailable", "rejected"] {
         PRODUCE_FAILURES.with_label_values(&[kind]);
     }
+    LazyLock::force(&STREAM_CLIENTS);
+    STREAM_DROPPED.with_label_values(&["too_slow"]);
+    LazyLock::force(&STREAM_RELAYED);
+    LazyLock::force(&STREAM_SENT);
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_DURATION);
     LazyLock::force(&EVENTS_ACCEPTED);

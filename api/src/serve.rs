@@ -3,11 +3,12 @@
 //! Start-up: migrate (under the advisory lock in `pulse_shared::db`) and create the topics, each
 //! retried by `pulse_shared::startup` for up to [`STARTUP_WAIT`] while PostgreSQL or the broker
 //! is not reachable (then the api exits with the error), build the producer, the pool and the
-//! readiness probe, then serve. A SIGTERM or SIGINT during start-up stops it cleanly. Background
+//! readiness probe, start the live-stream relay (`stream::relay`), then serve. A SIGTERM or SIGINT during start-up stops it cleanly. Background
 //! work (the purge of deleted projects, partitions ahead) belongs to `pulse-scheduler`.
 //!
 //! Shutdown (promise 7), in this order:
-//! 1. `/readyz` answers 503 (draining), so load balancers stop routing here;
+//! 1. `/readyz` answers 503 (draining), so load balancers stop routing here, and every
+//!    live-stream connection is told to reconnect (a close frame or a last SSE event);
 //! 2. the server stops accepting connections and answers the requests in flight, waiting at most
 //!    `PULSE_SHUTDOWN_TIMEOUT_SECS`; each of them still waits for its Kafka acknowledgements;
 //! 3. the producer is flushed (same timeout), then the process exits 0.
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpServer};
 use anyhow::Context;
-use pulse_shared::config::{ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig};
+use pulse_shared::config::{ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig, StreamConfig};
 use pulse_shared::db;
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
@@ -31,6 +32,8 @@ use crate::ingest::IngestState;
 use crate::management::ManagementState;
 use crate::metrics;
 use crate::query::QueryState;
+use crate::stream::resume::Resumer;
+use crate::stream::{relay, StreamState};
 
 /// Longest wait for PostgreSQL and for the broker at start, each.
 const STARTUP_WAIT: Duration = Duration::from_secs(60);
@@ -42,6 +45,7 @@ pub async fn run(
     kafka: KafkaConfig,
     auth_config: AuthConfig,
     query: QueryConfig,
+    stream: StreamConfig,
 ) -> anyhow::Result<()> {
     let stop = shutdown::on_signal();
     metrics::init();
@@ -81,12 +85,26 @@ pub async fn run(
         Some(state.auth.evictor()),
     ));
     let queries = web::Data::new(QueryState::new(query));
+    let resumer = Resumer::new(
+        kafka.clone(),
+        topics.events_stored.clone(),
+        stream.resume_window,
+        stream.client_buffer,
+    );
+    let streams = web::Data::new(StreamState::new(&stream, resumer));
+    let relay = relay::Relay::start(&kafka, &topics.events_stored)
+        .await
+        .context("positioning the live-stream relay on the stored-events topic")?;
+    let relay_stop = CancellationToken::new();
+    let relay_task = tokio::spawn(relay.run(streams.hub.clone(), relay_stop.clone()));
+    let hub = streams.hub.clone();
     let server = HttpServer::new(move || {
         app::build(
             state.clone(),
             readiness_data.clone(),
             management.clone(),
             queries.clone(),
+            streams.clone(),
         )
     })
     .workers(api.workers)
@@ -102,6 +120,7 @@ pub async fn run(
     tokio::select! {
         result = &mut server => {
             toucher_stop.cancel();
+            relay_stop.cancel();
             return result.context("HTTP server failed");
         }
         () = stop.cancelled() => {}
@@ -109,6 +128,10 @@ pub async fn run(
 
     tracing::info!("Draining: no new connections, answering requests in flight");
     readiness.start_draining();
+    // Stream connections never finish by themselves: tell each client to reconnect elsewhere.
+    tracing::info!(clients = hub.clients(), "Closing live-stream connections");
+    hub.closing.cancel();
+    relay_stop.cancel();
     let (_, result) = tokio::join!(handle.stop(true), &mut server);
     if let Err(error) = result {
         tracing::warn!(error = %error, "HTTP server stopped with an error");
@@ -120,6 +143,7 @@ pub async fn run(
     }
     toucher_stop.cancel();
     let _ = toucher_task.await;
+    let _ = relay_task.await;
     tracing::info!("Stopped");
     Ok(())
 }

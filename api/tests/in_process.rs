@@ -13,7 +13,9 @@ use pulse_api::auth::Auth;
 use pulse_api::ingest::IngestState;
 use pulse_api::management::ManagementState;
 use pulse_api::query::QueryState;
-use pulse_shared::config::{AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig};
+use pulse_api::stream::resume::Resumer;
+use pulse_api::stream::StreamState;
+use pulse_shared::config::{AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig, StreamConfig};
 use pulse_shared::db;
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
@@ -80,7 +82,15 @@ async fn service(
     let readiness = web::Data::new(Readiness::new(pool.clone(), KafkaProbe::new(&kafka).expect("probe")));
     let management = web::Data::new(ManagementState::new(pool, &auth_config(), Some(evictor)));
     let queries = web::Data::new(QueryState::new(QueryConfig::default()));
-    test::init_service(app::build(ingest, readiness, management, queries)).await
+    let config = StreamConfig::default();
+    let resumer = Resumer::new(
+        kafka.clone(),
+        "in-process.events.stored".into(),
+        config.resume_window,
+        config.client_buffer,
+    );
+    let streams = web::Data::new(StreamState::new(&config, resumer));
+    test::init_service(app::build(ingest, readiness, management, queries, streams)).await
 }
 
 /// Sends `request`, returns the status and the JSON body (`Null` when empty).

@@ -16,6 +16,7 @@ pub mod rollup;
 pub mod schema;
 pub mod shutdown;
 pub mod startup;
+pub mod stream;
 pub mod telemetry;
 pub mod whole;
 

@@ -48,8 +48,9 @@ pub async fn ensure_topics(
         attempt_timeout: TOPICS_ATTEMPT,
         give_up_after,
     };
-    let names = topics.all();
-    let done = retry_startup("Kafka", stop, policy, || admin::ensure_topics(kafka, &names)).await?;
+    let specs = topics.all();
+    let names = topics.names();
+    let done = retry_startup("Kafka", stop, policy, || admin::ensure_topics(kafka, &specs)).await?;
     if done.is_some() {
         tracing::info!(brokers = %kafka.brokers, topics = ?names, "Topics ready");
     }

@@ -100,6 +100,7 @@ impl TestKafka {
                     key: key.as_bytes(),
                     payload,
                     headers: None,
+                    partition: None,
                 }))
                 .await;
             for result in results {
@@ -124,6 +125,7 @@ impl TestKafka {
                 key,
                 payload,
                 headers: Some(owned),
+                partition: None,
             }])
             .await;
         for result in results {
@@ -177,7 +179,7 @@ impl Drop for TestKafka {
             let topics = Topics::new(&config.topic_prefix);
             runtime.block_on(async {
                 let _ =
-                    tokio::time::timeout(Duration::from_secs(5), admin::delete_topics(&config, &topics.all())).await;
+                    tokio::time::timeout(Duration::from_secs(5), admin::delete_topics(&config, &topics.names())).await;
             });
         })
         .join();

@@ -1,6 +1,7 @@
 //! `pulse-worker`: Pulse's consumer groups. Today one role, `persist` (the default): reads event
 //! envelopes from `<prefix>events`, stores each event exactly once in PostgreSQL, dead-letters
-//! what it cannot decode, and stores Kafka offsets only after the database committed. How and
+//! what it cannot decode, stores Kafka offsets only after the database committed, and
+//! announces the events it stored on `<prefix>events.stored` for the api's live streams. How and
 //! why: docs/worker.md. A second role (`notify`: webhook and email deliveries, alert
 //! evaluation) is another [`kafka::pipeline::Handler`] on the same loop.
 //!
@@ -20,8 +21,9 @@ pub mod persist;
 
 use std::str::FromStr;
 
-use pulse_shared::config::{ConfigError, DatabaseConfig, KafkaConfig, WorkerConfig};
+use pulse_shared::config::{ConfigError, DatabaseConfig, KafkaConfig, StreamConfig, WorkerConfig};
 use pulse_shared::db;
+use pulse_shared::kafka::admin;
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
 use pulse_shared::kafka::Topics;
@@ -33,6 +35,7 @@ pub use error::{Error, Result};
 
 use crate::kafka::pipeline::LoopConfig;
 use crate::persist::dead_letter::DeadLetterSink;
+use crate::persist::publish::StoredPublisher;
 use crate::persist::writer::Persister;
 use crate::persist::PersistHandler;
 
@@ -61,6 +64,7 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub kafka: KafkaConfig,
     pub worker: WorkerConfig,
+    pub stream: StreamConfig,
 }
 
 impl Settings {
@@ -69,6 +73,7 @@ impl Settings {
             database: DatabaseConfig::from_env()?,
             kafka: KafkaConfig::from_env()?,
             worker: WorkerConfig::from_env()?,
+            stream: StreamConfig::from_env()?,
         })
     }
 }
@@ -116,9 +121,21 @@ async fn run_persist(settings: &Settings, pool: db::DbPool, topics: &Topics, sto
         dlq_topic: topics.events_dlq.clone(),
         retry_max: settings.worker.retry_max,
     };
+    let publisher = if settings.stream.publish {
+        let partitions = admin::partition_count(&settings.kafka, &topics.events_stored).await?;
+        Some(StoredPublisher::new(
+            AckProducer::new(&settings.kafka)?,
+            topics.events_stored.clone(),
+            partitions,
+        ))
+    } else {
+        tracing::info!("PULSE_STREAM_PUBLISH=false: stored events are not announced to live streams");
+        None
+    };
     let persister = Persister::new(
         pool,
         dead_letters,
+        publisher.clone(),
         settings.worker.retry_max,
         settings.database.statement_timeout,
         stop.clone(),
@@ -130,5 +147,9 @@ async fn run_persist(settings: &Settings, pool: db::DbPool, topics: &Topics, sto
         shutdown_timeout: settings.worker.shutdown_timeout,
     };
     let handler = PersistHandler::new(persister, topics.events.clone());
-    kafka::run_group(&settings.kafka, &settings.worker.group, config, handler, stop).await
+    let result = kafka::run_group(&settings.kafka, &settings.worker.group, config, handler, stop).await;
+    if let Some(publisher) = publisher {
+        publisher.finish(settings.worker.shutdown_timeout).await;
+    }
+    result
 }

@@ -81,6 +81,22 @@ pub static CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 });
 
 /// Registers every metric now so each series is rendered from the first scrape.
+/// Stored events announced on the stored-events topic for the api's live streams.
+pub static STREAM_PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_stream_published_total",
+        "Stored events announced on the stored-events topic (live streams)"
+    ))
+});
+
+/// Stored-events messages Kafka did not acknowledge within the produce timeout.
+pub static STREAM_PUBLISH_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_stream_publish_failures_total",
+        "Stored-events messages not acknowledged by Kafka (their events are stored but missed by live streams)"
+    ))
+});
+
 pub fn init() {
     LazyLock::force(&EVENTS_CONSUMED);
     LazyLock::force(&EVENTS_PERSISTED);
@@ -92,4 +108,6 @@ pub fn init() {
     LazyLock::force(&BATCH_DURATION);
     LazyLock::force(&DB_RETRIES);
     LazyLock::force(&CONSUMER_LAG);
+    LazyLock::force(&STREAM_PUBLISHED);
+    LazyLock::force(&STREAM_PUBLISH_FAILURES);
 }

@@ -101,6 +101,7 @@ impl IngestState {
                 key: key.kafka_key.as_bytes(),
                 payload,
                 headers: Some(self.headers.clone()),
+                partition: None,
             }))
             .await;
         metrics::PRODUCE_DURATION.observe(started.elapsed().as_secs_f64());

@@ -218,6 +218,8 @@ fn docs() {}
         crate::query::overview::realtime,
         crate::query::export::export_events,
         crate::query::export::export_aggregated,
+        crate::stream::websocket::websocket,
+        crate::stream::sse::sse,
         accounts::register,
         accounts::login,
         accounts::refresh,
@@ -256,6 +258,7 @@ fn docs() {}
         (name = "events", description = "Reading stored events back, with an API key of scope `read` or an access token plus `project_id`"),
         (name = "analytics", description = "Overview and realtime figures from the rollups, with the same credentials as `events`"),
         (name = "export", description = "Downloads (CSV, JSON, NDJSON) of events and buckets, with the same credentials as `events`"),
+        (name = "stream", description = "Stored events pushed live over WebSocket or Server-Sent Events, with the same credentials as `events` (or `token=`)"),
         (name = "accounts", description = "Register, log in, refresh and end sessions"),
         (name = "users", description = "The caller's own account"),
         (name = "organizations", description = "Organizations and their members"),
@@ -290,6 +293,13 @@ impl Modify for SecuritySchemes {
                     .description(Some("API key `pk_…` as `Authorization: Bearer pk_…`"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "token_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "API key or access token as a query parameter, on the stream routes only (browsers cannot set headers on a WebSocket)",
+            ))),
         );
         components.add_security_scheme(
             "api_key_header",

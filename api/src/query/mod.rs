@@ -19,7 +19,7 @@ pub(crate) mod rollups;
 
 pub use access::QueryState;
 pub use analytics::analytics;
-pub use events::{get_event, list_events};
+pub use events::{get_event, list_events, StoredEvent};
 pub use export::{export_aggregated, export_events};
 pub use overview::{overview, realtime};
 pub use rollups::aggregated;

@@ -65,7 +65,7 @@ pub struct EventFilter {
 }
 
 /// The query string's `(name, value)` pairs, in order (repeats kept), or 400.
-pub(super) fn query_pairs(req: &actix_web::HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_pairs(req: &actix_web::HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
     actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(actix_web::web::Query::into_inner)
         .map_err(|error| ApiError::BadRequest(format!("the query string is not valid: {error}")))

@@ -2,7 +2,7 @@
 //! place (an optional `.env` file in the working directory is loaded first).
 //!
 //! Each area has its own struct with the default beside the field, in a file of its own
-//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `query.rs`, `worker.rs`,
+//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `query.rs`, `stream.rs`, `worker.rs`,
 //! `scheduler.rs`);
 //! this file holds the variable table below (the one list of every `PULSE_*` variable, which
 //! `scripts/check-docs.py` compares with README.md) and the readers they share. Every value is validated
@@ -18,7 +18,7 @@
 //! | `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` | `7` | daily `events` partitions kept created ahead of today (by every binary's migration at start, then hourly by the scheduler) |
 //! | `PULSE_KAFKA_BROKERS` | `127.0.0.1:9092` | bootstrap servers (`bootstrap.servers`) |
 //! | `PULSE_KAFKA_OPTIONS` | (empty) | extra librdkafka settings, `key=value` pairs separated by `;` (TLS, SASL, …) |
-//! | `PULSE_TOPIC_PREFIX` | `pulse.` | prefix of every topic name (`pulse.events`, `pulse.events.dlq`) |
+//! | `PULSE_TOPIC_PREFIX` | `pulse.` | prefix of every topic name (`pulse.events`, `pulse.events.dlq`, `pulse.events.stored`) |
 //! | `PULSE_KAFKA_PARTITIONS` | `8` | partitions of topics created at start |
 //! | `PULSE_KAFKA_REPLICATION_FACTOR` | `1` | replication factor of topics created at start |
 //! | `PULSE_KAFKA_PRODUCE_TIMEOUT_MS` | `5000` | longest wait for Kafka to acknowledge (`message.timeout.ms`); past it: 503 |
@@ -42,6 +42,11 @@
 //! | `PULSE_READ_RATE_LIMIT_PER_SEC` | `100` | read requests (queries, exports) per second per API key, or per member with an access token, and replica (burst: one second's worth) |
 //! | `PULSE_QUERY_MAX_RAW_DAYS` | `7` | longest range, in days, of a query over raw events (`GET /v1/events`, exports of events, analytics grouped by `user_id` or `data.KEY`) |
 //! | `PULSE_QUERY_MAX_BUCKETS` | `10000` | most buckets one answer may hold (`GET /v1/events/aggregated`) |
+//! | `PULSE_STREAM_HEARTBEAT_SECS` | `15` | SSE heartbeat comments and WebSocket pings of the live stream, this often |
+//! | `PULSE_STREAM_RESUME_SECS` | `300` | how far back an SSE reconnect with `Last-Event-ID` resumes without gaps (at most 3600, the stored-events topic's retention) |
+//! | `PULSE_STREAM_CLIENT_BUFFER` | `1000` | messages queued for one stream client; past it the client is dropped with a notice |
+//! | `PULSE_STREAM_MAX_CLIENTS` | `10000` | open stream connections per api replica; past it 503 |
+//! | `PULSE_STREAM_PUBLISH` | `true` | whether the persist worker publishes the events it stored to `<prefix>events.stored` (off: no live stream) |
 //! | `PULSE_PURGE_INTERVAL_SECS` | `5` | how often the scheduler looks for deleted projects to purge |
 //! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
 //! | `PULSE_ROLLUP_COMPACT_INTERVAL_SECS` | `5` | how often the scheduler folds the rollup deltas the workers wrote into one row per minute and into the hourly rollups (rounds run back to back only while they come back full: a backlog) |
@@ -61,6 +66,7 @@ mod kafka;
 mod log;
 mod query;
 mod scheduler;
+mod stream;
 mod worker;
 
 pub use api::ApiConfig;
@@ -70,6 +76,7 @@ pub use kafka::KafkaConfig;
 pub use log::{LogConfig, LogFormat};
 pub use query::QueryConfig;
 pub use scheduler::SchedulerConfig;
+pub use stream::StreamConfig;
 pub use worker::WorkerConfig;
 
 use std::fmt::Display;

@@ -63,6 +63,22 @@ pub fn consumer(config: &KafkaConfig, group: &str) -> ClientConfig {
     with_options(client, config)
 }
 
+/// A consumer that reads assigned partitions and never joins a group or commits: the api's
+/// live-stream relay and resumption read the stored-events topic this way, every replica all of
+/// it. (`group.id` is required by librdkafka but unused without `subscribe` or commits.)
+pub fn reader(config: &KafkaConfig) -> ClientConfig {
+    let mut client = base(config);
+    client
+        .set("group.id", "pulse-api-stream")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "latest")
+        // The stream's delay: a fetch returns after 10 ms at most, even with little data.
+        .set("fetch.wait.max.ms", "10")
+        .set("queued.max.messages.kbytes", "16384");
+    with_options(client, config)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

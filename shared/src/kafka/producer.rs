@@ -76,11 +76,14 @@ pub struct Acked {
 }
 
 /// A message to send. `key` must not be empty: an empty key puts everything on one partition.
+/// `partition` overrides the key's partition (the stored-events topic places each project
+/// itself, so that readers can find it: `crate::stream`).
 pub struct Outgoing<'a> {
     pub topic: &'a str,
     pub key: &'a [u8],
     pub payload: &'a [u8],
     pub headers: Option<OwnedHeaders>,
+    pub partition: Option<i32>,
 }
 
 #[derive(Clone)]
@@ -173,6 +176,9 @@ impl AckProducer {
             if let Some(headers) = message.headers {
                 record = record.headers(headers);
             }
+            if let Some(partition) = message.partition {
+                record = record.partition(partition);
+            }
             loop {
                 match producer.send_result(record) {
                     Ok(delivery) => {
@@ -253,6 +259,7 @@ mod tests {
 
     use super::*;
     use crate::kafka::admin;
+    use crate::kafka::topics::TopicSpec;
 
     /// The shared test broker (scripts/test.sh starts it).
     fn test_config(prefix: &str) -> KafkaConfig {
@@ -293,6 +300,7 @@ mod tests {
             key: b"k",
             payload,
             headers: None,
+            partition: None,
         }]
     }
 
@@ -301,7 +309,9 @@ mod tests {
         let prefix = format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let config = test_config(&prefix);
         let topic = format!("{prefix}fatal");
-        admin::ensure_topics(&config, &[&topic]).await.expect("topic");
+        admin::ensure_topics(&config, &[TopicSpec::plain(&topic)])
+            .await
+            .expect("topic");
         let producer = AckProducer::new(&config).expect("producer");
         let recoveries = || KAFKA_CLIENT_RECOVERIES.with_label_values(&["producer"]).get();
         let before = recoveries();

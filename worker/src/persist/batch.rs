@@ -7,9 +7,10 @@
 //! batch or was committed before (a consumer only ever gets a partition from its committed
 //! offset on), so nothing is skipped.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use pulse_shared::envelope::EventEnvelope;
+use uuid::Uuid;
 
 use super::decode::Rejection;
 
@@ -33,6 +34,9 @@ pub struct DeadLetter {
 #[derive(Debug, Default)]
 pub struct Batch {
     events: Vec<EventEnvelope>,
+    /// The payload each event came in, kept (first occurrence of an id) when the batch's new
+    /// events are published to the stored-events topic after commit.
+    payloads: Option<HashMap<Uuid, Vec<u8>>>,
     dead: Vec<DeadLetter>,
     /// Lowest and highest offset seen per partition.
     ranges: BTreeMap<i32, (i64, i64)>,
@@ -40,9 +44,11 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn with_capacity(messages: usize) -> Self {
+    /// An empty batch; `keep_payloads` when its stored events will be published.
+    pub fn with_capacity(messages: usize, keep_payloads: bool) -> Self {
         Self {
             events: Vec::with_capacity(messages),
+            payloads: keep_payloads.then(|| HashMap::with_capacity(messages)),
             ..Self::default()
         }
     }
@@ -58,9 +64,17 @@ impl Batch {
             .or_insert((position.offset, position.offset));
     }
 
-    pub fn push_event(&mut self, position: Position, envelope: EventEnvelope) {
+    pub fn push_event(&mut self, position: Position, envelope: EventEnvelope, payload: &[u8]) {
         self.saw(position);
+        if let Some(payloads) = &mut self.payloads {
+            payloads.entry(envelope.event.id).or_insert_with(|| payload.to_vec());
+        }
         self.events.push(envelope);
+    }
+
+    /// Takes the kept payloads out (empty unless the batch keeps them).
+    pub fn take_payloads(&mut self) -> HashMap<Uuid, Vec<u8>> {
+        self.payloads.take().unwrap_or_default()
     }
 
     pub fn push_dead(&mut self, dead: DeadLetter) {
@@ -176,11 +190,11 @@ mod tests {
 
     #[test]
     fn stores_one_past_the_highest_offset_of_each_partition() {
-        let mut batch = Batch::with_capacity(8);
+        let mut batch = Batch::with_capacity(8, true);
         assert!(batch.is_empty());
-        batch.push_event(at(3, 10), envelope(1, "x"));
-        batch.push_event(at(0, 5), envelope(2, "x"));
-        batch.push_event(at(3, 11), envelope(3, "x"));
+        batch.push_event(at(3, 10), envelope(1, "x"), b"one");
+        batch.push_event(at(0, 5), envelope(2, "x"), b"two");
+        batch.push_event(at(3, 11), envelope(1, "x"), b"one again");
         batch.push_dead(DeadLetter {
             position: at(3, 12),
             key: None,
@@ -191,13 +205,20 @@ mod tests {
             },
         });
         // After a rebalance a partition can be read again from its committed offset.
-        batch.push_event(at(0, 4), envelope(4, "x"));
+        batch.push_event(at(0, 4), envelope(4, "x"), b"four");
         assert_eq!(batch.len(), 5);
         assert_eq!(batch.dead_letters().len(), 1);
         assert_eq!(batch.offsets_to_store(), [(0, 6), (3, 13)]);
         assert_eq!(batch.describe_offsets(), "0:4-5 3:10-12");
+        let payloads = batch.take_payloads();
+        assert_eq!(payloads.len(), 3);
+        assert_eq!(
+            payloads[&Uuid::from_u128(1)],
+            b"one",
+            "the first payload of an id is kept"
+        );
         let (events, dropped) = batch.take_unique_events();
-        assert_eq!((events.len(), dropped), (4, 0));
+        assert_eq!((events.len(), dropped), (3, 1));
     }
 
     #[test]

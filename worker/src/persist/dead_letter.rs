@@ -82,6 +82,7 @@ impl DeadLetterSink {
                     key: &keys[index],
                     payload: letters[index].payload.as_deref().unwrap_or_default(),
                     headers: Some(headers(&letters[index], &self.source_topic)),
+                    partition: None,
                 });
             }
             let results = self.producer.send_all(outgoing).await;

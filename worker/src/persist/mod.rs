@@ -6,11 +6,13 @@
 //! - [`writer`]: writing a batch with retries until done or abandoned at shutdown;
 //! - [`store`]: the SQL (insert through `event_ids`, idempotent on the event id), in one
 //!   transaction with the batch's [`rollups`] (per-minute summaries of the new events);
-//! - [`dead_letter`]: the DLQ producer, with the reason in the headers.
+//! - [`dead_letter`]: the DLQ producer, with the reason in the headers;
+//! - [`publish`]: after the commit, the new events announced on the stored-events topic.
 
 pub(crate) mod batch;
 pub mod dead_letter;
 pub(crate) mod decode;
+pub mod publish;
 pub(crate) mod rollups;
 pub mod store;
 pub(crate) mod writer;
@@ -40,7 +42,7 @@ impl Handler for PersistHandler {
     type Batch = Batch;
 
     fn batch(&self, capacity: usize) -> Batch {
-        Batch::with_capacity(capacity)
+        Batch::with_capacity(capacity, self.persister.publishes())
     }
 
     fn accept(&self, batch: &mut Batch, message: &BorrowedMessage<'_>) {
@@ -50,7 +52,7 @@ impl Handler for PersistHandler {
             offset: message.offset(),
         };
         match decode::decode(message.payload()) {
-            Ok(envelope) => batch.push_event(position, envelope),
+            Ok(envelope) => batch.push_event(position, envelope, message.payload().unwrap_or_default()),
             Err(rejection) => {
                 tracing::debug!(
                     topic = %self.topic,

@@ -8,15 +8,20 @@
 //! returned to the pool. Shutdown is the only way out: an attempt in progress is allowed to
 //! finish, but once it failed with shutdown requested the batch is abandoned and its offsets
 //! stay unstored, so it is read again after restart.
+//!
+//! Once committed, the batch's new events are announced to the live streams (`publish`).
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use diesel_async::pooled_connection::deadpool::Object;
 use pulse_shared::db::{self, DbPool};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::batch::Batch;
 use super::dead_letter::DeadLetterSink;
+use super::publish::StoredPublisher;
 use super::store::{self, Columns, Written};
 use crate::error::{Error, Result};
 use crate::metrics;
@@ -38,6 +43,7 @@ pub enum Outcome {
 pub struct Persister {
     pool: DbPool,
     dead_letters: DeadLetterSink,
+    publisher: Option<StoredPublisher>,
     retry_max: Duration,
     attempt_timeout: Duration,
     stop: CancellationToken,
@@ -47,6 +53,7 @@ impl Persister {
     pub fn new(
         pool: DbPool,
         dead_letters: DeadLetterSink,
+        publisher: Option<StoredPublisher>,
         retry_max: Duration,
         statement_timeout: Duration,
         stop: CancellationToken,
@@ -54,6 +61,7 @@ impl Persister {
         Self {
             pool,
             dead_letters,
+            publisher,
             retry_max,
             attempt_timeout: statement_timeout + ATTEMPT_MARGIN,
             stop,
@@ -69,11 +77,15 @@ impl Persister {
             tracing::warn!(%offsets, "Shutdown while dead letters were failing; batch abandoned, offsets stay unstored");
             return Outcome::Abandoned;
         }
+        let payloads = batch.take_payloads();
         let (events, repeated) = batch.take_unique_events();
         let columns = Columns::from_events(events);
-        let Some(written) = self.write_with_retries(&columns, &offsets).await else {
+        let Some((written, new)) = self.write_with_retries(&columns, &offsets).await else {
             return Outcome::Abandoned;
         };
+        if let Some(publisher) = &self.publisher {
+            publisher.publish(&columns, &new, payloads);
+        }
         metrics::EVENTS_PERSISTED.inc_by(written.inserted as u64);
         metrics::EVENTS_DUPLICATE.inc_by((written.duplicates + repeated) as u64);
         metrics::BATCH_SIZE.observe(messages as f64);
@@ -88,7 +100,12 @@ impl Persister {
         Outcome::Committed(written)
     }
 
-    async fn write_with_retries(&self, columns: &Columns, offsets: &str) -> Option<Written> {
+    /// Whether batches keep their payloads for the stored-events topic.
+    pub fn publishes(&self) -> bool {
+        self.publisher.is_some()
+    }
+
+    async fn write_with_retries(&self, columns: &Columns, offsets: &str) -> Option<(Written, HashSet<Uuid>)> {
         let mut backoff = Backoff::new(self.retry_max);
         loop {
             match self.write_once(columns).await {
@@ -122,9 +139,9 @@ impl Persister {
         }
     }
 
-    async fn write_once(&self, columns: &Columns) -> Result<Written> {
+    async fn write_once(&self, columns: &Columns) -> Result<(Written, HashSet<Uuid>)> {
         let mut conn = db::connection(&self.pool).await?;
-        match tokio::time::timeout(self.attempt_timeout, store::write(&mut conn, columns)).await {
+        match tokio::time::timeout(self.attempt_timeout, store::write_returning_new(&mut conn, columns)).await {
             Ok(result) => Ok(result?),
             Err(_elapsed) => {
                 // The connection may be mid-statement: close it instead of pooling it.

@@ -1,0 +1,93 @@
+//! One message of the live stream, built once per stored event and shared by every client
+//! that receives it: its position in the stored-events topic, what filters look at, and its
+//! JSON, `{"type": "event", "data": {…}}` with the event in the shape `GET /v1/events/{id}`
+//! returns. `type` leaves room for the other kinds the stream will carry (monitor and alert
+//! state changes).
+
+use std::fmt::Write as _;
+
+use chrono::SubsecRound;
+use pulse_shared::envelope::EventEnvelope;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::query::StoredEvent;
+
+/// A stream message.
+#[derive(Debug)]
+pub struct Item {
+    /// Offset in the project's partition of the stored-events topic (resumption skips what
+    /// it replayed by this).
+    pub offset: i64,
+    /// The event id: SSE's `id:`.
+    pub id: Uuid,
+    pub event_type: String,
+    pub source: Option<String>,
+    /// The whole message, as a WebSocket text frame and an SSE `data:` line.
+    pub json: String,
+}
+
+#[derive(Serialize)]
+struct Message<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: &'a T,
+}
+
+/// `{"type": kind, "data": data}`.
+pub fn message<T: Serialize>(kind: &str, data: &T) -> String {
+    serde_json::to_string(&Message { kind, data }).unwrap_or_else(|_| format!(r#"{{"type":"{kind}"}}"#))
+}
+
+impl Item {
+    /// The message of a stored event (timestamps at the database's microseconds, as read back).
+    pub fn event(offset: i64, envelope: EventEnvelope) -> Self {
+        let event = envelope.event;
+        let stored = StoredEvent {
+            id: event.id,
+            timestamp: event.timestamp.trunc_subsecs(6),
+            received_at: envelope.received_at.trunc_subsecs(6),
+            event_type: event.event_type,
+            source: event.source,
+            user_id: event.user_id,
+            session_id: event.session_id,
+            duration_ms: event.duration_ms,
+            priority: event.priority,
+            status: event.status,
+            tags: event.tags,
+            data: event.data,
+            metadata: event.metadata,
+        };
+        let json = message("event", &stored);
+        Self {
+            offset,
+            id: stored.id,
+            event_type: stored.event_type,
+            source: stored.source,
+            json,
+        }
+    }
+
+    /// The item as one Server-Sent Event.
+    pub fn sse_frame(&self) -> String {
+        let mut frame = String::with_capacity(self.json.len() + 64);
+        let _ = write!(frame, "event: event\nid: {}\ndata: {}\n\n", self.id, self.json);
+        frame
+    }
+
+    #[cfg(test)]
+    pub fn test_event(offset: i64, event_type: &str) -> Self {
+        Self {
+            offset,
+            id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            source: None,
+            json: String::new(),
+        }
+    }
+}
+
+/// A server notice (`reset`, `dropped`, `closing`) as one Server-Sent Event.
+pub fn sse_notice(kind: &str, json: &str) -> String {
+    format!("event: {kind}\ndata: {json}\n\n")
+}
