@@ -87,7 +87,10 @@ run() {
 status=0
 only=${PULSE_FUZZ_ONLY:-}
 # Ingest first: the management run may delete the project (and so the key) it finds.
+# The stream routes are left out: a WebSocket upgrade and an event stream that never ends are
+# not request/response exchanges schemathesis can check (api/tests/stream drives them with real
+# WebSocket and SSE clients, 401/403/404/400 before the upgrade included).
 [[ -z $only || $only == ingest ]] && { run ingest "$key" --include-tag ingest || status=1; }
-[[ -z $only || $only == management ]] && { run management "$token" --exclude-tag ingest \
+[[ -z $only || $only == management ]] && { run management "$token" --exclude-tag ingest --exclude-tag stream \
     --exclude-operation-id users_delete_me --exclude-operation-id accounts_change_password || status=1; }
 exit "$status"

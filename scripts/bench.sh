@@ -17,6 +17,11 @@
 #   --broker B               kafka (Apache Kafka, one KRaft node), tansu (Tansu,
 #                            memory storage) or both (one after the other, each
 #                            with its own COPY baseline, both reports printed)  [kafka]
+#   --stream-clients N       live-stream (SSE) clients connected through the scenarios,
+#                            reading, their delay from acceptance reported    [0]
+#   --stream-filter Q        query string of those clients                    [event_type=error&source=backend]
+#   --no-publish             PULSE_STREAM_PUBLISH=false: the worker announces nothing on the
+#                            stored-events topic (the live stream's cost, measured by difference)
 #   --no-build               use the release binaries already built
 #   --report DIR             only print the markdown block of an earlier run (.pulse/bench/<run>)
 #
@@ -48,6 +53,9 @@ soak_rate=15000
 build=1
 report_dir=""
 broker=kafka
+stream_clients=0
+stream_filter='event_type=error&source=backend'
+publish=true
 while (($#)); do
     case $1 in
         --events) events=$2; shift 2 ;;
@@ -58,13 +66,16 @@ while (($#)); do
         --soak) soak=$2; shift 2 ;;
         --soak-rate) soak_rate=$2; shift 2 ;;
         --broker) broker=$2; shift 2 ;;
+        --stream-clients) stream_clients=$2; shift 2 ;;
+        --stream-filter) stream_filter=$2; shift 2 ;;
+        --no-publish) publish=false; shift ;;
         --no-build) build=0; shift ;;
         --report) report_dir=$2; shift 2 ;;
         -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for n in "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
+for n in "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
     [[ $n =~ ^[0-9]+$ ]] || die "options take whole numbers, got '$n'"
 done
 ((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
@@ -131,6 +142,16 @@ print(f"- machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, kerne
 version_file = next((os.path.join(run_dir, f) for f in ("broker.version", "tansu.version") if os.path.exists(os.path.join(run_dir, f))), None)
 broker = (open(version_file).read().strip() if version_file else "") or "broker"
 print(f"- PostgreSQL {pg} ({pg_settings}); {broker}; api, worker, scheduler, broker, database and load generator all on this machine")
+if os.path.exists(os.path.join(run_dir, "stream.txt")):
+    line = open(os.path.join(run_dir, "stream.txt")).read().strip()
+    stream = load("stream.json") if os.path.exists(os.path.join(run_dir, "stream.json")) and os.path.getsize(os.path.join(run_dir, "stream.json")) else None
+    if stream:
+        d = stream["delay"]
+        line += (f"; {stream['connected']} of {stream['clients']} clients connected (filter `{stream['filter']}`),"
+                 f" {stream['events_received']:,} events received ({stream['events_per_s']:,.0f}/s over all clients),"
+                 f" accept->client delay p50 / p99 / max {d['p50_ms']:.0f} / {d['p99_ms']:.0f} / {d['max_ms']:.0f} ms,"
+                 f" {stream['dropped_notices']} dropped")
+    print(f"- live stream: {line}")
 if os.path.exists(os.path.join(run_dir, "rollups.txt")):
     print(f"- rollups at the end: {open(os.path.join(run_dir, 'rollups.txt')).read().strip() or '?'}")
 print()
@@ -307,7 +328,10 @@ PULSE_JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
 # The per-key ingest rate limit (default 10,000 requests/s) would cap scenario (b) at its own
 # target; the benchmark measures the pipeline, not the limiter.
 export PULSE_INGEST_RATE_LIMIT_PER_SEC=10000000
+# Stream connections count as reads: --stream-clients opens them all at once.
+export PULSE_READ_RATE_LIMIT_PER_SEC=100000
 export PULSE_LOG="${PULSE_LOG:-warn}"
+export PULSE_STREAM_PUBLISH="$publish"
 "$BIN/pulse-api" migrate >&2 || die "pulse-api migrate failed"
 
 say "Starting pulse-api, pulse-worker and pulse-scheduler (release)" >&2
@@ -383,6 +407,16 @@ say "COPY baseline ($baseline_rows rows per phase, scratch database)" >&2
 tail -n 1 "$RUN_DIR/baseline.out" >"$RUN_DIR/baseline.json"
 sed '$d' "$RUN_DIR/baseline.out" >&2
 
+stream_pid=""
+if ((stream_clients > 0)); then
+    say "$stream_clients live-stream clients (SSE, filter '$stream_filter') connected through the scenarios" >&2
+    "$BIN/pulse-bench" stream --url "http://$API_ADDR" --clients "$stream_clients" --filter "$stream_filter" \
+        >"$RUN_DIR/stream.json" 2>"$RUN_DIR/stream.err" &
+    stream_pid=$!
+    pids+=("$stream_pid")
+    sleep 3
+fi
+
 if ((soak > 0)); then
     scenario soak --batch-size 100 --concurrency "$batch_concurrency" --duration "$soak" --rate "$soak_rate"
 else
@@ -393,6 +427,11 @@ else
 fi
 kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
+if [[ -n $stream_pid ]]; then
+    kill -TERM "$stream_pid" 2>/dev/null || true
+    wait "$stream_pid" 2>/dev/null || true
+fi
+echo "stream: publish=$publish clients=$stream_clients" >"$RUN_DIR/stream.txt"
 
 say "Report" >&2
 echo "$command_line" >"$RUN_DIR/command"

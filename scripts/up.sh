@@ -9,8 +9,9 @@
 #   4. builds the release binaries and migrates the `pulse` database
 #   5. starts pulse-api, pulse-worker and pulse-scheduler in the background (pids and logs in
 #      .pulse/) and waits for each /readyz
-#   6. creates a demo project, sends one event and a batch with curl, waits until the worker
-#      stored them and prints them from the `events` table
+#   6. creates a demo project, opens the live stream (SSE, curl -N), sends one event and a
+#      batch with curl, waits until the worker stored them, prints them from the `events` table
+#      and shows the three stream messages they produced
 #
 # Any PULSE_* variable set in the environment (or in .env) is passed on; the database defaults
 # to postgres://postgres@127.0.0.1:5432/pulse. Stop everything with scripts/down.sh.
@@ -98,6 +99,18 @@ uuid() { cat /proc/sys/kernel/random/uuid; }
 id1=$(uuid) id2=$(uuid) id3=$(uuid)
 base="http://$API_ADDR"
 
+say "Demo: the live stream, opened before the events are sent"
+stream_log="$PULSE_STATE_DIR/demo-stream.txt"
+echo "\$ curl -N $base/v1/stream/sse -H 'Authorization: Bearer \$KEY' &"
+curl -sS -N --max-time 60 "$base/v1/stream/sse" -H "Authorization: Bearer $api_key" >"$stream_log" 2>&1 &
+stream_pid=$!
+deadline=$((SECONDS + 10))
+until grep -q '^: connected' "$stream_log" 2>/dev/null; do
+    ((SECONDS < deadline)) || die "the live stream did not answer within 10s; see $stream_log and $PULSE_STATE_DIR/api.log"
+    sleep 0.2
+done
+ok "connected"
+
 say "Demo: one event"
 single=$(
     cat <<JSON
@@ -136,6 +149,15 @@ echo "\$ psql $PULSE_DATABASE_URL -c 'SELECT ... FROM events'"
 psql "$PULSE_DATABASE_URL" -P pager=off -c \
     "SELECT id, event_type, source, user_id, \"timestamp\", data FROM events WHERE id IN ($ids) ORDER BY \"timestamp\", id"
 
+say "Demo: what the live stream received (each event once it was stored)"
+deadline=$((SECONDS + 20))
+until [[ $(grep -c '^event: event' "$stream_log") -ge 3 ]]; do
+    ((SECONDS < deadline)) || die "the live stream did not deliver the 3 events within 20s; see $stream_log"
+    sleep 0.2
+done
+kill "$stream_pid" 2>/dev/null || true
+grep '^data: ' "$stream_log" | sed 's/^data: //' | jq -c '{type, id: .data.id, event_type: .data.event_type}'
+
 cat <<EOF
 
 Pulse is running ($(elapsed "$start_all")):
@@ -153,6 +175,7 @@ Demo API key (shown once, also saved in .pulse/demo-project.json):
 Try:
   curl -X POST http://$API_ADDR/v1/events -H "Authorization: Bearer $api_key" \\
        -H 'Content-Type: application/json' -d '{"event_type": "hello"}'
+  curl -N http://$API_ADDR/v1/stream/sse -H "Authorization: Bearer $api_key"   # live stream
 
 Stop everything: scripts/down.sh
 EOF

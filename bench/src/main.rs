@@ -6,6 +6,8 @@
 //! * `pulse-bench copy-baseline --database-url URL --rows N [--batch 2000] [--json]`
 //! * `pulse-bench seed --database-url URL --project-id ID --events N --days D --end T`
 //! * `pulse-bench queries --url URL --api-key KEY --end T [--rounds 50] [--export-days 3]`
+//! * `pulse-bench stream --url URL --api-key KEY --clients N [--filter Q] [--seconds S]`, or
+//!   `--idle --api-pid PID`: live-stream clients (delay, or the api's memory per connection)
 //!
 //! Method and recorded results: `bench/RESULTS.md`; the full measured run: `scripts/bench.sh`.
 
@@ -17,6 +19,7 @@ mod payload;
 mod persisted;
 mod queries;
 mod report;
+mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +58,34 @@ enum Command {
     Seed(SeedArgs),
     /// Time the read routes (and one CSV export) against seeded data; prints one JSON line.
     Queries(QueriesArgs),
+    /// Hold live-stream (SSE) connections: event delay, or with --idle the api's memory per
+    /// connection; prints one JSON line.
+    Stream(StreamArgs),
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// Base URL of pulse-api.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A key with the `read` scope.
+    #[arg(long, env = "PULSE_BENCH_API_KEY")]
+    api_key: String,
+    /// Connections.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// Query string of each connection (`event_type=error&source=backend`).
+    #[arg(long, default_value = "")]
+    filter: String,
+    /// Stop after this long (or at SIGTERM/SIGINT).
+    #[arg(long, default_value_t = 3600.0)]
+    seconds: f64,
+    /// Measure the api's memory with idle connections instead (needs --api-pid).
+    #[arg(long)]
+    idle: bool,
+    /// The api's process id, for --idle.
+    #[arg(long)]
+    api_pid: Option<u32>,
 }
 
 #[derive(Args)]
@@ -200,6 +231,21 @@ fn main() -> Result<()> {
                 };
                 let timings = queries::time_queries(base, &args.api_key, args.end, args.rounds.max(1)).await?;
                 println!("{}", serde_json::json!({"export": export, "queries": timings}));
+                Ok(())
+            }
+            Command::Stream(args) => {
+                anyhow::ensure!(args.clients > 0, "--clients must be positive");
+                let line = if args.idle {
+                    let pid = args.api_pid.context("--idle needs --api-pid")?;
+                    serde_json::to_string(
+                        &stream::idle(&args.url, &args.api_key, args.clients, pid, Duration::from_secs(5)).await?,
+                    )?
+                } else {
+                    serde_json::to_string(
+                        &stream::run(&args.url, &args.api_key, args.clients, &args.filter, args.seconds).await?,
+                    )?
+                };
+                println!("{line}");
                 Ok(())
             }
             Command::Parse(args) => {

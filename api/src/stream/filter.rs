@@ -64,12 +64,14 @@ impl StreamQuery {
                     })?);
                 }
                 "project_id" | "token" => {}
-                _ => return Err(ApiError::InvalidParameter {
-                    parameter: "query",
-                    message: format!(
+                _ => {
+                    return Err(ApiError::InvalidParameter {
+                        parameter: "query",
+                        message: format!(
                         "unknown parameter {name:?}; parameters: project_id, token, event_type, source, last_event_id"
                     ),
-                }),
+                    })
+                }
             }
         }
         Ok(Self {

@@ -1,11 +1,12 @@
 //! One message of the live stream, built once per stored event and shared by every client
 //! that receives it: its position in the stored-events topic, what filters look at, and its
 //! JSON, `{"type": "event", "data": {…}}` with the event in the shape `GET /v1/events/{id}`
-//! returns. `type` leaves room for the other kinds the stream will carry (monitor and alert
-//! state changes).
+//! returns, encoded once as a WebSocket text and once as an SSE frame (clients share the
+//! bytes: sending to one more client costs a reference count, not a copy). `type` leaves room
+//! for the other kinds the stream will carry (monitor and alert state changes).
 
-use std::fmt::Write as _;
-
+use actix_web::web::Bytes;
+use bytestring::ByteString;
 use chrono::SubsecRound;
 use pulse_shared::envelope::EventEnvelope;
 use serde::Serialize;
@@ -23,8 +24,10 @@ pub struct Item {
     pub id: Uuid,
     pub event_type: String,
     pub source: Option<String>,
-    /// The whole message, as a WebSocket text frame and an SSE `data:` line.
-    pub json: String,
+    /// The whole message, as a WebSocket text frame.
+    pub json: ByteString,
+    /// The same as one Server-Sent Event (`event:`, `id:`, `data:`).
+    pub sse: Bytes,
 }
 
 #[derive(Serialize)]
@@ -59,20 +62,15 @@ impl Item {
             metadata: event.metadata,
         };
         let json = message("event", &stored);
+        let sse = Bytes::from(format!("event: event\nid: {}\ndata: {json}\n\n", stored.id));
         Self {
             offset,
             id: stored.id,
             event_type: stored.event_type,
             source: stored.source,
-            json,
+            json: json.into(),
+            sse,
         }
-    }
-
-    /// The item as one Server-Sent Event.
-    pub fn sse_frame(&self) -> String {
-        let mut frame = String::with_capacity(self.json.len() + 64);
-        let _ = write!(frame, "event: event\nid: {}\ndata: {}\n\n", self.id, self.json);
-        frame
     }
 
     #[cfg(test)]
@@ -82,7 +80,8 @@ impl Item {
             id: Uuid::now_v7(),
             event_type: event_type.into(),
             source: None,
-            json: String::new(),
+            json: ByteString::new(),
+            sse: Bytes::new(),
         }
     }
 }

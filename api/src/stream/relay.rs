@@ -25,8 +25,10 @@ use crate::metrics;
 
 /// Pause before the relay starts over after a failure to build or assign its consumer.
 const RESTART_PAUSE: Duration = Duration::from_secs(2);
-/// Longest wait for the topic's metadata and ends.
+/// Longest wait for the topic's metadata and ends, each request.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait at start for the stored-events topic to be readable.
+const POSITION_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The relay of one replica, positioned and ready to run.
 pub struct Relay {
@@ -41,7 +43,23 @@ impl Relay {
     /// Builds the consumer and places it at the current end of every partition. Called
     /// before the api listens, so every event stored after a client could connect is relayed
     /// (an `Offset::End` resolved lazily at the first fetch could land after the first events).
+    /// A topic created a moment ago may have no leader yet: asked again for up to
+    /// [`POSITION_PATIENCE`].
     pub async fn start(kafka: &KafkaConfig, topic: &str) -> pulse_shared::Result<Self> {
+        let deadline = tokio::time::Instant::now() + POSITION_PATIENCE;
+        loop {
+            match Self::position(kafka, topic).await {
+                Ok(relay) => return Ok(relay),
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%topic, %error, "Stored-events topic not readable yet; asking again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn position(kafka: &KafkaConfig, topic: &str) -> pulse_shared::Result<Self> {
         let partitions = admin::partition_count(kafka, topic).await?;
         let consumer: StreamConsumer = client::reader(kafka).create()?;
         let (consumer, next) = {

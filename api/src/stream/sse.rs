@@ -87,8 +87,11 @@ pub async fn sse(
         .hub
         .subscribe(access.project_id, query.filter.clone())
         .ok_or_else(|| state.full())?;
-    let mut pending: VecDeque<String> = VecDeque::new();
-    pending.push_back(format!("retry: 2000\n: connected to project {}\n\n", access.project_id));
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    pending.push_back(Bytes::from(format!(
+        "retry: 2000\n: connected to project {}\n\n",
+        access.project_id
+    )));
     let mut live_from = i64::MIN;
     if let Some(after) = query.last_event_id {
         match state
@@ -98,22 +101,25 @@ pub async fn sse(
         {
             Resumed::Replayed { items, live_from: from } => {
                 live_from = from;
-                pending.extend(items.iter().map(|item| item.sse_frame()));
+                pending.extend(items.iter().map(|item| item.sse.clone()));
             }
             Resumed::Reset {
                 reason,
                 live_from: from,
             } => {
                 live_from = from;
-                pending.push_back(sse_notice("reset", &message("reset", &json!({ "reason": reason }))));
+                pending.push_back(sse_notice("reset", &message("reset", &json!({ "reason": reason }))).into());
             }
         }
     }
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + state.heartbeat, state.heartbeat);
+    // A client that was not reading gets one heartbeat when it catches up, not a burst.
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let events = Events {
         subscription,
         pending,
         live_from,
-        heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + state.heartbeat, state.heartbeat),
+        heartbeat,
         buffer: state.buffer,
         closing: state.hub.closing.clone(),
         finished: false,
@@ -121,7 +127,7 @@ pub async fn sse(
     let body = futures::stream::unfold(events, |mut events| async move {
         let frame = events.next_frame().await?;
         metrics::STREAM_SENT.inc();
-        Some((Ok::<_, actix_web::Error>(Bytes::from(frame)), events))
+        Some((Ok::<_, actix_web::Error>(frame), events))
     });
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
@@ -135,7 +141,7 @@ pub async fn sse(
 struct Events {
     subscription: Subscription,
     /// Frames to send before the live ones (greeting, replay or reset notice).
-    pending: VecDeque<String>,
+    pending: VecDeque<Bytes>,
     /// Live items below this offset were replayed already.
     live_from: i64,
     heartbeat: tokio::time::Interval,
@@ -146,7 +152,7 @@ struct Events {
 
 impl Events {
     /// The next frame to write, `None` once the stream is over.
-    async fn next_frame(&mut self) -> Option<String> {
+    async fn next_frame(&mut self) -> Option<Bytes> {
         if self.finished {
             return None;
         }
@@ -159,21 +165,21 @@ impl Events {
                 biased;
                 () = self.closing.cancelled() => {
                     self.finished = true;
-                    return Some(sse_notice("closing", &message("closing", &json!({ "reason": "server shutting down; reconnect" }))));
+                    return Some(sse_notice("closing", &message("closing", &json!({ "reason": "server shutting down; reconnect" }))).into());
                 }
                 () = dropped.cancelled() => {
                     self.finished = true;
-                    return Some(self.dropped_notice());
+                    return Some(self.dropped_notice().into());
                 }
                 item = self.subscription.next() => match item {
                     Some(item) if item.offset < self.live_from => continue,
-                    Some(item) => return Some(item.sse_frame()),
+                    Some(item) => return Some(item.sse.clone()),
                     None => {
                         self.finished = true;
-                        return Some(self.dropped_notice());
+                        return Some(self.dropped_notice().into());
                     }
                 },
-                _ = self.heartbeat.tick() => return Some(": heartbeat\n\n".to_owned()),
+                _ = self.heartbeat.tick() => return Some(Bytes::from_static(b": heartbeat\n\n")),
             }
         }
     }

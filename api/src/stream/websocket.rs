@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, Session};
+use bytestring::ByteString;
 use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -124,7 +125,7 @@ impl Connection {
         reset: Option<String>,
     ) -> End {
         if let Some(reason) = reset {
-            if let Err(end) = self.send(message("reset", &json!({ "reason": reason }))).await {
+            if let Err(end) = self.send(message("reset", &json!({ "reason": reason })).into()).await {
                 return end;
             }
         }
@@ -134,6 +135,7 @@ impl Connection {
             }
         }
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + self.heartbeat, self.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         let dropped = self.subscription.subscriber.dropped.clone();
         loop {
@@ -149,7 +151,7 @@ impl Connection {
                 received = messages.next() => {
                     last_heard = Instant::now();
                     match received {
-                        Some(Ok(Message::Text(text))) => Some(self.on_client_message(&text)),
+                        Some(Ok(Message::Text(text))) => Some(self.on_client_message(&text).into()),
                         Some(Ok(Message::Ping(bytes))) => {
                             if self.session.pong(&bytes).await.is_err() {
                                 return End::Gone;
@@ -188,7 +190,7 @@ impl Connection {
     }
 
     /// Sends one text frame; waiting on a client that does not read ends when it is dropped.
-    async fn send(&mut self, text: String) -> Result<(), End> {
+    async fn send(&mut self, text: ByteString) -> Result<(), End> {
         let dropped = self.subscription.subscriber.dropped.clone();
         tokio::select! {
             sent = self.session.text(text) => {

@@ -16,6 +16,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// A connected WebSocket client.
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Pings received from the server (answered by tungstenite itself).
+    pub pings: usize,
 }
 
 /// What a WebSocket read brought.
@@ -36,7 +38,7 @@ impl WsClient {
             );
         }
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Self { socket })
+        Ok(Self { socket, pings: 0 })
     }
 
     /// The next JSON message or the close, within `patience`.
@@ -50,6 +52,10 @@ impl WsClient {
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Some(WsRead::Closed(frame.map(|f| (f.code, f.reason.to_string()))))
+                }
+                Some(Ok(Message::Ping(_))) => {
+                    self.pings += 1;
+                    continue;
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Some(WsRead::Closed(None)),

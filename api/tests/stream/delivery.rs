@@ -216,3 +216,44 @@ async fn credentials_are_checked_before_the_upgrade() {
         panic!("closed early: {frame:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_quiet_connections_alive_and_shutdown_says_reconnect() {
+    let mut s = StreamStack::start(&[("PULSE_STREAM_HEARTBEAT_SECS", "1")]).await;
+    let mut ws = WsClient::connect(&s.ws_url(&s.stack.api, "/v1/stream"), Some(&s.key))
+        .await
+        .expect("ws");
+    let mut sse = SseClient::connect(&format!("{}/v1/stream/sse", s.stack.api.base_url()), Some(&s.key), None).await;
+    // Nothing is sent for 3.5 s: only heartbeats. Both are read at once: a WebSocket client
+    // that is not read answers no ping, and three beats without a pong close it.
+    let (from_sse, from_ws) = tokio::join!(
+        sse.next(Duration::from_millis(3500)),
+        ws.read(Duration::from_millis(3500))
+    );
+    assert!(from_sse.is_none(), "{from_sse:?}");
+    assert!(from_ws.is_none(), "{from_ws:?}");
+    assert!(
+        sse.comments >= 3,
+        "greeting and at least two heartbeats, got {}",
+        sse.comments
+    );
+    assert!(ws.pings >= 2, "pings on the same beat, got {}", ws.pings);
+
+    // SIGTERM: each client is told to reconnect before the api drains.
+    let terminating = tokio::spawn(async move {
+        let status = s.stack.api.terminate(Duration::from_secs(20)).await;
+        (s, status)
+    });
+    match ws.read(PATIENCE).await {
+        Some(WsRead::Closed(Some((code, reason)))) => {
+            assert_eq!(u16::from(code), 1001, "{reason}");
+            assert!(reason.contains("shutting down"), "{reason}");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let closing = sse.next(PATIENCE).await.expect("a last event");
+    assert_eq!(closing.event, "closing");
+    assert!(sse.next(PATIENCE).await.is_none(), "the stream ends");
+    let (_s, status) = terminating.await.expect("terminated");
+    assert!(status.success(), "api exit {status:?}");
+}
