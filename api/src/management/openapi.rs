@@ -205,7 +205,7 @@ fn docs() {}
 #[openapi(
     info(
         title = "Pulse API",
-        description = "Event ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md."
+        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md."
     ),
     paths(
         ingest_single,
@@ -218,6 +218,11 @@ fn docs() {}
         crate::query::overview::realtime,
         crate::query::export::export_events,
         crate::query::export::export_aggregated,
+        crate::ingest::metrics::single,
+        crate::ingest::metrics::batch,
+        crate::query::metrics::list_points,
+        crate::query::metrics::aggregate,
+        crate::query::metrics::latest,
         accounts::register,
         accounts::login,
         accounts::refresh,
@@ -256,6 +261,7 @@ fn docs() {}
         (name = "events", description = "Reading stored events back, with an API key of scope `read` or an access token plus `project_id`"),
         (name = "analytics", description = "Overview and realtime figures from the rollups, with the same credentials as `events`"),
         (name = "export", description = "Downloads (CSV, JSON, NDJSON) of events and buckets, with the same credentials as `events`"),
+        (name = "metrics", description = "Named metrics: points sent with an `ingest` key; raw points, aggregates and latest values read with the same credentials as `events` (docs/query.md, Named metrics)"),
         (name = "accounts", description = "Register, log in, refresh and end sessions"),
         (name = "users", description = "The caller's own account"),
         (name = "organizations", description = "Organizations and their members"),

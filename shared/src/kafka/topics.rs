@@ -7,6 +7,10 @@ pub struct Topics {
     pub events: String,
     /// Messages the persist worker could not decode, with the reason in a header.
     pub events_dlq: String,
+    /// Accepted named-metric points, keyed by project id.
+    pub metrics: String,
+    /// Messages the metrics worker could not decode, with the reason in a header.
+    pub metrics_dlq: String,
 }
 
 impl Topics {
@@ -14,11 +18,13 @@ impl Topics {
         Self {
             events: format!("{prefix}events"),
             events_dlq: format!("{prefix}events.dlq"),
+            metrics: format!("{prefix}metrics"),
+            metrics_dlq: format!("{prefix}metrics.dlq"),
         }
     }
 
     /// Every topic, for creation at start.
-    pub fn all(&self) -> [&str; 2] {
-        [&self.events, &self.events_dlq]
+    pub fn all(&self) -> [&str; 4] {
+        [&self.events, &self.events_dlq, &self.metrics, &self.metrics_dlq]
     }
 }
