@@ -95,6 +95,14 @@ pub fn parse_point(
     index: usize,
     received_at: DateTime<Utc>,
 ) -> Result<MetricPoint, Result<Rejection, String>> {
+    let first = json.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok() {
+        return Err(Ok(rejection(
+            index,
+            None,
+            "a metric point must be a JSON object".into(),
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let wire: MetricPointIn = match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(wire) => wire,
