@@ -31,29 +31,84 @@ pub const INVALID_METRIC: &str = "INVALID_METRIC";
 /// Code of a point Kafka refused for good.
 pub const METRIC_REJECTED: &str = "METRIC_REJECTED";
 
-/// A point as the client sends it (the OpenAPI schema; parsing goes through [`parse_point`]).
+/// A point as the client sends it: the OpenAPI schema, with the limits of
+/// `pulse_shared::metric`. Parsing goes through [`parse_point`] (the wire struct below), where
+/// `null` is absent and `name` / `value` missing are named in the error.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documents the body
 #[schema(example = json!({"name": "cpu.load", "value": 0.73, "timestamp": "2026-12-01T10:00:00Z", "labels": {"host": "web-1", "region": "eu"}}))]
 pub struct MetricPointIn {
     /// Send your own to make retries safe; default a new UUID v7.
-    #[serde(default)]
     pub id: Option<Uuid>,
-    /// Required: 1 to 128 characters, a letter or `_`, then letters, digits, `_`, `.`, `:`, `-`.
+    /// 1 to 128 characters: a letter or `_`, then letters, digits, `_`, `.`, `:`, `-`.
     #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z_][A-Za-z0-9_.:-]*$")]
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Required: a finite number.
-    #[serde(default)]
-    pub value: Option<f64>,
+    pub name: String,
+    /// A finite number.
+    pub value: f64,
     /// RFC 3339; default: when the api received the request.
-    #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
     /// At most 16 labels; keys 1 to 64 characters (`^[A-Za-z_][A-Za-z0-9_]*$`), values strings
     /// of at most 128 characters.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = labels_schema)]
     pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// The schema of `labels`, from the same constants the check uses.
+fn labels_schema() -> utoipa::openapi::schema::Object {
+    use pulse_shared::event::NO_NUL_PATTERN;
+    use pulse_shared::metric::{LABEL_KEY_PATTERN, MAX_LABELS, MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS};
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some("Label keys to string values"))
+        .max_properties(Some(MAX_LABELS))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_LABEL_KEY_CHARS))
+                .pattern(Some(LABEL_KEY_PATTERN)),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_LABEL_VALUE_CHARS))
+                .pattern(Some(NO_NUL_PATTERN)),
+        ))
+        .build()
+}
+
+/// The wire form of a point: every field optional so a missing one is named, unknown fields
+/// refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WirePoint {
+    #[serde(default)]
+    id: Option<Uuid>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default, deserialize_with = "rfc3339")]
+    timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// A strict RFC 3339 timestamp (as events take it), or `null`.
+fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let text: Option<std::borrow::Cow<'de, str>> = Option::deserialize(deserializer)?;
+    text.map(|text| {
+        DateTime::parse_from_rfc3339(&text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|error| {
+                serde::de::Error::custom(format!(
+                    "timestamp must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z ({error})"
+                ))
+            })
+    })
+    .transpose()
 }
 
 /// The body of `POST /v1/metrics/batch`: raw slices, so each point is parsed on its own.
@@ -65,7 +120,8 @@ struct BatchBody<'a> {
 }
 
 /// `{"metrics": [point, …]}` as the OpenAPI document states it.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documents the body; parsed by hand
 pub struct MetricBatchIn {
     /// 1 to 1000 points.
@@ -104,7 +160,7 @@ pub fn parse_point(
         )));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let wire: MetricPointIn = match serde_path_to_error::deserialize(&mut deserializer) {
+    let wire: WirePoint = match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(wire) => wire,
         Err(error) => {
             let inner = error.inner();
@@ -186,7 +242,7 @@ pub struct MetricBatchAccepted {
     post,
     path = "/v1/metrics",
     operation_id = "metrics_ingest",
-    tag = "metrics",
+    tag = "ingest",
     security(("api_key" = []), ("api_key_header" = [])),
     request_body = MetricPointIn,
     responses(
@@ -237,7 +293,7 @@ pub async fn single(
     post,
     path = "/v1/metrics/batch",
     operation_id = "metrics_ingest_batch",
-    tag = "metrics",
+    tag = "ingest",
     security(("api_key" = []), ("api_key_header" = [])),
     request_body = MetricBatchIn,
     responses(

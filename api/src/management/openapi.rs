@@ -257,11 +257,11 @@ fn docs() {}
     components(schemas(ErrorEnvelope, ErrorBody)),
     modifiers(&SecuritySchemes, &FieldRules, &StandardStatuses, &ErrorBodies, &OperationIds),
     tags(
-        (name = "ingest", description = "Sending events, with an API key (`pk_…`) of scope `ingest`"),
+        (name = "ingest", description = "Sending events and named-metric points, with an API key (`pk_…`) of scope `ingest`"),
         (name = "events", description = "Reading stored events back, with an API key of scope `read` or an access token plus `project_id`"),
         (name = "analytics", description = "Overview and realtime figures from the rollups, with the same credentials as `events`"),
         (name = "export", description = "Downloads (CSV, JSON, NDJSON) of events and buckets, with the same credentials as `events`"),
-        (name = "metrics", description = "Named metrics: points sent with an `ingest` key; raw points, aggregates and latest values read with the same credentials as `events` (docs/query.md, Named metrics)"),
+        (name = "metrics", description = "Named metrics read back: raw points, aggregates and latest values, with the same credentials as `events` (points are sent under `ingest`; docs/query.md, Named metrics)"),
         (name = "accounts", description = "Register, log in, refresh and end sessions"),
         (name = "users", description = "The caller's own account"),
         (name = "organizations", description = "Organizations and their members"),
