@@ -241,7 +241,7 @@ pub struct MetricBatchAccepted {
 #[utoipa::path(
     post,
     path = "/v1/metrics",
-    operation_id = "metrics_ingest",
+    operation_id = "ingest_metrics",
     tag = "ingest",
     security(("api_key" = []), ("api_key_header" = [])),
     request_body = MetricPointIn,
@@ -292,7 +292,7 @@ pub async fn single(
 #[utoipa::path(
     post,
     path = "/v1/metrics/batch",
-    operation_id = "metrics_ingest_batch",
+    operation_id = "ingest_metrics_batch",
     tag = "ingest",
     security(("api_key" = []), ("api_key_header" = [])),
     request_body = MetricBatchIn,
