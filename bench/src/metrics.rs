@@ -8,7 +8,9 @@
 //! 3. `latest_rounds` sequential `GET /v1/metrics/{name}/latest` (after two unmeasured
 //!    warm-ups), and as many with `group_by=labels.host`: latency percentiles.
 //!
-//! Prints a human summary on stderr and one JSON line on stdout.
+//! Prints a human summary on stderr and one JSON line on stdout. The `latest` requests are back
+//! to back: start the api with a read limit above their rate
+//! (`PULSE_READ_RATE_LIMIT_PER_SEC=100000`), or they are answered 429.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -92,7 +94,11 @@ async fn time_gets(client: &reqwest::Client, url: &str, key: &str, rounds: u64) 
     for round in 0..rounds + 2 {
         let started = Instant::now();
         let response = client.get(url).bearer_auth(key).send().await?;
-        ensure!(response.status().is_success(), "GET {url}: {}", response.status());
+        ensure!(
+            response.status().is_success(),
+            "GET {url}: {} (a 429: raise the api's PULSE_READ_RATE_LIMIT_PER_SEC for the benchmark)",
+            response.status()
+        );
         response.bytes().await?;
         if round >= 2 {
             report::record(&mut histogram, started.elapsed());
