@@ -249,6 +249,7 @@ BIN="$PULSE_ROOT/target/release"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 API_ADDR=127.0.0.1:$(free_port)
 WORKER_ADDR=127.0.0.1:$(free_port)
+METRICS_WORKER_ADDR=127.0.0.1:$(free_port)
 SCHEDULER_ADDR=127.0.0.1:$(free_port)
 KAFKA_ADDR=127.0.0.1:$(free_port)
 CONTROLLER_PORT=$(free_port)
@@ -334,11 +335,15 @@ export PULSE_LOG="${PULSE_LOG:-warn}"
 export PULSE_STREAM_PUBLISH="$publish"
 "$BIN/pulse-api" migrate >&2 || die "pulse-api migrate failed"
 
-say "Starting pulse-api, pulse-worker and pulse-scheduler (release)" >&2
+say "Starting pulse-api, pulse-worker (persist and metrics) and pulse-scheduler (release)" >&2
 start api "$BIN/pulse-api"
 wait_http pulse-api "http://$API_ADDR/readyz" 90 "$(cat "$RUN_DIR/api.pid")" "$RUN_DIR/api.log"
 start worker "$BIN/pulse-worker"
 wait_http pulse-worker "http://$WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/worker.pid")" "$RUN_DIR/worker.log"
+# The metrics worker (named-metric points) runs beside the persist worker, as in production;
+# idle unless a scenario sends points.
+start metrics-worker env PULSE_WORKER_ADDR="$METRICS_WORKER_ADDR" "$BIN/pulse-worker" metrics
+wait_http pulse-worker "http://$METRICS_WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/metrics-worker.pid")" "$RUN_DIR/metrics-worker.log"
 start scheduler "$BIN/pulse-scheduler"
 wait_http pulse-scheduler "http://$SCHEDULER_ADDR/readyz" 90 "$(cat "$RUN_DIR/scheduler.pid")" "$RUN_DIR/scheduler.log"
 API_PID=$(cat "$RUN_DIR/api.pid")

@@ -7,11 +7,12 @@
 #      (under a minute), or with PULSE_BROKER=tansu the light Tansu broker (compiled, ~15 min)
 #   3. starts PostgreSQL, the broker and the SMTP sink (scripts/services.sh up)
 #   4. builds the release binaries and migrates the `pulse` database
-#   5. starts pulse-api, pulse-worker and pulse-scheduler in the background (pids and logs in
-#      .pulse/) and waits for each /readyz
+#   5. starts pulse-api, pulse-worker (persist), pulse-worker metrics and pulse-scheduler in the
+#      background (pids and logs in .pulse/) and waits for each /readyz
 #   6. creates a demo project, opens the live stream (SSE, curl -N), sends one event and a
 #      batch with curl, waits until the worker stored them, prints them from the `events` table
-#      and shows the three stream messages they produced
+#      and shows the three stream messages they produced; sends a named-metric point and
+#      reads it back from GET /v1/metrics/{name}/latest
 #
 # Any PULSE_* variable set in the environment (or in .env) is passed on; the database defaults
 # to postgres://postgres@127.0.0.1:5432/pulse. Stop everything with scripts/down.sh.
@@ -31,6 +32,8 @@ export PULSE_JWT_SECRET
 export PULSE_KAFKA_BROKERS="${PULSE_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}"
 API_ADDR="${PULSE_API_ADDR:-127.0.0.1:8080}"
 WORKER_ADDR="${PULSE_WORKER_ADDR:-127.0.0.1:9101}"
+# The metrics worker (`pulse-worker metrics`) is a second process with its own health address.
+METRICS_WORKER_ADDR="${PULSE_METRICS_WORKER_ADDR:-127.0.0.1:9103}"
 SCHEDULER_ADDR="${PULSE_SCHEDULER_ADDR:-127.0.0.1:9102}"
 BIN_DIR="$PULSE_ROOT/target/release"
 start_all=$SECONDS
@@ -60,9 +63,11 @@ ok "built in $(elapsed "$build_start")"
 say "Migrating $PULSE_DATABASE_URL"
 PULSE_LOG=warn "$BIN_DIR/pulse-api" migrate || die "pulse-api migrate failed"
 
-# start_pulse NAME ADDR: (re)starts target/release/pulse-NAME and waits for its /readyz.
+# start_pulse NAME ADDR [BIN ARG...]: (re)starts target/release/pulse-BIN (default NAME) with ARGs
+# and waits for its /readyz. A worker gets ADDR as its PULSE_WORKER_ADDR.
 start_pulse() {
-    local name=$1 addr=$2
+    local name=$1 addr=$2 bin=${3:-$1}
+    shift $(($# < 3 ? $# : 3))
     local pidfile="$PULSE_STATE_DIR/$name.pid" log="$PULSE_STATE_DIR/$name.log"
     if pid_alive "$pidfile"; then
         # Restart, so the process runs the binary just built.
@@ -73,7 +78,9 @@ start_pulse() {
     fi
     local pid
     # Logs go to files: no ANSI colours in them.
-    pid=$(start_bg "$name" "$log" env NO_COLOR=1 "$BIN_DIR/pulse-$name")
+    local own=()
+    [[ $bin == worker ]] && own=(PULSE_WORKER_ADDR="$addr")
+    pid=$(start_bg "$name" "$log" env NO_COLOR=1 "${own[@]}" "$BIN_DIR/pulse-$bin" "$@")
     wait_http "pulse-$name" "http://$addr/readyz" 90 "$pid" "$log"
     ok "pulse-$name ready on http://$addr (pid $pid, log $log)"
 }
@@ -82,6 +89,7 @@ say "Starting Pulse"
 export PULSE_API_ADDR="$API_ADDR" PULSE_WORKER_ADDR="$WORKER_ADDR" PULSE_SCHEDULER_ADDR="$SCHEDULER_ADDR"
 start_pulse api "$API_ADDR"
 start_pulse worker "$WORKER_ADDR"
+start_pulse metrics-worker "$METRICS_WORKER_ADDR" worker metrics
 start_pulse scheduler "$SCHEDULER_ADDR"
 
 say "Demo: a project and its API key"
@@ -158,16 +166,34 @@ done
 kill "$stream_pid" 2>/dev/null || true
 grep '^data: ' "$stream_log" | sed 's/^data: //' | jq -c '{type, id: .data.id, event_type: .data.event_type}'
 
+say "Demo: a named-metric point"
+point='{"name": "demo.temperature", "value": 21.5, "labels": {"room": "lab"}}'
+echo "\$ curl -X POST $base/v1/metrics -H 'Authorization: Bearer \$KEY' -H 'Content-Type: application/json' -d '$point'"
+curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/metrics" \
+    -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' -d "$point" \
+    || die "POST /v1/metrics failed"
+echo
+# The demo key has the `read` scope too: read the point back once the metrics worker stored it.
+latest="$base/v1/metrics/demo.temperature/latest"
+deadline=$((SECONDS + 60))
+until curl -sS --fail --max-time 5 -o /dev/null "$latest" -H "Authorization: Bearer $api_key" 2>/dev/null; do
+    ((SECONDS < deadline)) || die "the metric point was not stored within 60s; see $PULSE_STATE_DIR/metrics-worker.log"
+    sleep 0.5
+done
+echo "\$ curl $latest -H 'Authorization: Bearer \$KEY'"
+curl -sS --fail-with-body --max-time 15 "$latest" -H "Authorization: Bearer $api_key" | jq .
+
 cat <<EOF
 
 Pulse is running ($(elapsed "$start_all")):
   api        http://$API_ADDR        (POST /v1/events, /v1/events/batch; management /v1/...;
                                               API docs /docs; /healthz /readyz /metrics)
   worker     http://$WORKER_ADDR/metrics
+  metrics    http://$METRICS_WORKER_ADDR/metrics   (pulse-worker metrics: named-metric points)
   scheduler  http://$SCHEDULER_ADDR/metrics
   database   $PULSE_DATABASE_URL
   kafka      $PULSE_KAFKA_BROKERS      smtp sink $SMTP_HOST:$SMTP_PORT (mails in .pulse/smtp.log)
-  logs       .pulse/api.log .pulse/worker.log .pulse/scheduler.log
+  logs       .pulse/api.log .pulse/worker.log .pulse/metrics-worker.log .pulse/scheduler.log
 
 Demo API key (shown once, also saved in .pulse/demo-project.json):
   $api_key

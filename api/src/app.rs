@@ -1,6 +1,7 @@
 //! Builds the actix `App`: shared state, extractor error handlers, the per-request middleware,
 //! the operational endpoints (`/healthz`, `/readyz`, `/metrics`), the ingest routes (behind the
-//! per-key rate limit), the read routes, the live stream, the management routes, `/openapi.json` and `/docs`, and the JSON 404.
+//! per-key rate limit; named-metric points too), the read routes (named metrics too), the live
+//! stream, the management routes, `/openapi.json` and `/docs`, and the JSON 404.
 //! Used by `serve` and by in-process tests.
 
 use actix_web::body::MessageBody;
@@ -70,6 +71,14 @@ pub const EXPORT_AGGREGATED: &str = "/v1/export/aggregated";
 pub const STREAM: &str = "/v1/stream";
 /// Route of the live stream as Server-Sent Events.
 pub const STREAM_SSE: &str = "/v1/stream/sse";
+/// Route of single-point metric ingest (POST) and of the raw points (GET).
+pub const METRICS: &str = "/v1/metrics";
+/// Route of batch metric ingest.
+pub const METRICS_BATCH: &str = "/v1/metrics/batch";
+/// Route of a metric's statistics per bucket.
+pub const METRIC_AGGREGATE: &str = "/v1/metrics/{name}/aggregate";
+/// Route of a metric's latest point(s).
+pub const METRIC_LATEST: &str = "/v1/metrics/{name}/latest";
 /// Route of one stored event.
 pub const EVENT: &str = "/v1/events/{event_id}";
 
@@ -143,6 +152,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(stream::sse))
             .default_service(web::to(get_only))
             .wrap(from_fn(stream::token_from_query)),
+    )
+    .service(
+        web::resource(METRICS)
+            .name(METRICS)
+            .route(web::post().to(ingest::metrics::single))
+            .route(web::get().to(query::list_metric_points))
+            .default_service(web::to(get_or_post))
+            .wrap(from_fn(ingest::limit::middleware)),
+    )
+    // Before the `{name}` routes (which have one more segment anyway), as events do.
+    .service(
+        web::resource(METRICS_BATCH)
+            .name(METRICS_BATCH)
+            .route(web::post().to(ingest::metrics::batch))
+            .default_service(web::to(post_only))
+            .wrap(from_fn(ingest::limit::middleware)),
+    )
+    .service(
+        web::resource(METRIC_AGGREGATE)
+            .name(METRIC_AGGREGATE)
+            .route(web::get().to(query::metric_aggregate))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource(METRIC_LATEST)
+            .name(METRIC_LATEST)
+            .route(web::get().to(query::metric_latest))
+            .default_service(web::to(get_only)),
     )
     .service(
         web::resource(EVENT)

@@ -23,6 +23,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::ingest::metrics::METRIC_REJECTED;
 use crate::ingest::validate::{self, Rejection};
 
 /// Everything the api can answer besides success.
@@ -71,6 +72,21 @@ pub enum ApiError {
     /// Kafka refused the event(s) for good (too large, invalid); retrying will not help.
     #[error("kafka rejected the event")]
     EventRejected(Vec<Rejection>),
+    // Named metrics (api/src/ingest/metrics.rs).
+    /// The single point of `POST /v1/metrics` is invalid (`INVALID_METRIC`, 400) or refused by
+    /// Kafka for good (`METRIC_REJECTED`, 422).
+    #[error("{}", .0.message)]
+    InvalidMetric(Rejection),
+    /// No point of a metrics batch is valid.
+    #[error("no point in the batch is valid")]
+    NoValidMetric(Vec<Rejection>),
+    /// Kafka refused the point(s) of a metrics batch for good.
+    #[error("kafka rejected the points")]
+    MetricsRejected(Vec<Rejection>),
+    #[error("a batch holds at most {max} points, this one holds {count}")]
+    TooManyMetrics { count: usize, max: usize },
+    #[error("a batch must hold at least one point")]
+    EmptyMetricBatch,
     /// Kafka did not acknowledge in time or is unreachable: retry after `retry_after_secs`.
     #[error("the event queue is unavailable, retry later")]
     KafkaUnavailable { retry_after_secs: u64 },
@@ -134,7 +150,12 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } | Self::TooManyMetrics { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::InvalidMetric(rejection) if rejection.code == METRIC_REJECTED => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidMetric(_) | Self::NoValidMetric(_) | Self::EmptyMetricBatch => StatusCode::BAD_REQUEST,
+            Self::MetricsRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::EmptyBatch
             | Self::InvalidGzip(_)
@@ -181,7 +202,11 @@ impl ApiError {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::BodyTimeout(_) => "REQUEST_TIMEOUT",
             Self::InvalidEvent(rejection) => rejection.code,
-            Self::ValidationFailed(_) => "VALIDATION_FAILED",
+            Self::ValidationFailed(_) | Self::NoValidMetric(_) => "VALIDATION_FAILED",
+            Self::InvalidMetric(rejection) => rejection.code,
+            Self::MetricsRejected(_) => METRIC_REJECTED,
+            Self::TooManyMetrics { .. } => "TOO_MANY_METRICS",
+            Self::EmptyMetricBatch => "EMPTY_BATCH",
             Self::EventRejected(_) => "EVENT_REJECTED",
             Self::KafkaUnavailable { .. } => "KAFKA_UNAVAILABLE",
             Self::AuthUnavailable { .. } => "AUTH_UNAVAILABLE",
@@ -203,9 +228,14 @@ impl ApiError {
     fn details(&self) -> Option<serde_json::Value> {
         match self {
             Self::PayloadTooLarge { limit } => Some(json!({ "limit_bytes": limit })),
-            Self::TooManyEvents { count, max } => Some(json!({ "count": count, "max": max })),
-            Self::InvalidEvent(rejection) => Some(json!({ "field": rejection.field })),
-            Self::ValidationFailed(rejected) | Self::EventRejected(rejected) => Some(json!({ "rejected": rejected })),
+            Self::TooManyEvents { count, max } | Self::TooManyMetrics { count, max } => {
+                Some(json!({ "count": count, "max": max }))
+            }
+            Self::InvalidEvent(rejection) | Self::InvalidMetric(rejection) => Some(json!({ "field": rejection.field })),
+            Self::ValidationFailed(rejected)
+            | Self::EventRejected(rejected)
+            | Self::NoValidMetric(rejected)
+            | Self::MetricsRejected(rejected) => Some(json!({ "rejected": rejected })),
             Self::InvalidField { field, .. } => Some(json!({ "field": field })),
             Self::InvalidParameter { parameter, .. } => Some(json!({ "parameter": parameter })),
             _ => None,

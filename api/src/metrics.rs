@@ -44,6 +44,20 @@ pub static EVENTS_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
+pub static METRIC_POINTS_ACCEPTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_metric_points_accepted_total",
+        "Named-metric points acknowledged by Kafka and answered as accepted"
+    ))
+});
+
+pub static METRIC_POINTS_REJECTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_metric_points_rejected_total",
+        "Named-metric points of a batch refused as invalid"
+    ))
+});
+
 pub static EVENTS_PRODUCED: LazyLock<IntCounter> = LazyLock::new(|| {
     registered(register_int_counter!(
         "pulse_events_produced_total",
@@ -131,6 +145,8 @@ pub fn init() {
     LazyLock::force(&EVENTS_ACCEPTED);
     LazyLock::force(&EVENTS_REJECTED);
     LazyLock::force(&EVENTS_PRODUCED);
+    LazyLock::force(&METRIC_POINTS_ACCEPTED);
+    LazyLock::force(&METRIC_POINTS_REJECTED);
     LazyLock::force(&PRODUCE_FAILURES);
     LazyLock::force(&PRODUCE_DURATION);
     LazyLock::force(&BATCH_SIZE);

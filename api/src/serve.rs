@@ -74,6 +74,7 @@ pub async fn run(
         auth,
         producer.clone(),
         topics.events.clone(),
+        topics.metrics.clone(),
         api.max_body_bytes,
         api.max_batch_events,
         auth_config.default_ingest_rate_per_sec,

@@ -75,6 +75,7 @@ async fn service(
         auth,
         AckProducer::new(&kafka).expect("producer"),
         "in-process.events".into(),
+        "in-process.metrics".into(),
         1 << 20,
         100,
         1000,

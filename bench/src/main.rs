@@ -8,12 +8,15 @@
 //! * `pulse-bench queries --url URL --api-key KEY --end T [--rounds 50] [--export-days 3]`
 //! * `pulse-bench stream --url URL --api-key KEY --clients N [--filter Q] [--seconds S]`, or
 //!   `--idle --api-pid PID`: live-stream clients (delay, or the api's memory per connection)
+//! * `pulse-bench metrics --url URL --api-key KEY [--points 200000] [--batch-size 500]
+//!   [--concurrency 8] [--series 100] [--latest-rounds 500] [--database-url URL --project-id ID]`
 //!
 //! Method and recorded results: `bench/RESULTS.md`; the full measured run: `scripts/bench.sh`.
 
 mod baseline;
 mod http;
 mod load;
+mod metrics;
 mod parse;
 mod payload;
 mod persisted;
@@ -61,6 +64,9 @@ enum Command {
     /// Hold live-stream (SSE) connections: event delay, or with --idle the api's memory per
     /// connection; prints one JSON line.
     Stream(StreamArgs),
+    /// Named metrics: ingest rate (and, with --database-url, storage rate) and `latest`
+    /// latency; prints one JSON line.
+    Metrics(MetricsArgs),
 }
 
 #[derive(Args)]
@@ -86,6 +92,31 @@ struct StreamArgs {
     /// The api's process id, for --idle.
     #[arg(long)]
     api_pid: Option<u32>,
+}
+
+#[derive(Args)]
+struct MetricsArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A key of the project with the `ingest` and `read` scopes.
+    #[arg(long, env = "PULSE_BENCH_API_KEY", hide_env_values = true)]
+    api_key: String,
+    #[arg(long, default_value_t = 200_000)]
+    points: u64,
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Distinct label sets (hosts).
+    #[arg(long, default_value_t = 100)]
+    series: usize,
+    /// Timed requests of each `latest` form.
+    #[arg(long, default_value_t = 500)]
+    latest_rounds: u64,
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long)]
+    project_id: Option<Uuid>,
 }
 
 #[derive(Args)]
@@ -246,6 +277,22 @@ fn main() -> Result<()> {
                     )?
                 };
                 println!("{line}");
+                Ok(())
+            }
+            Command::Metrics(args) => {
+                let report = metrics::run(metrics::Plan {
+                    url: args.url.trim_end_matches('/').to_owned(),
+                    api_key: args.api_key,
+                    points: args.points,
+                    batch_size: args.batch_size,
+                    concurrency: args.concurrency,
+                    series: args.series,
+                    latest_rounds: args.latest_rounds,
+                    storage: args.database_url.zip(args.project_id),
+                })
+                .await?;
+                eprintln!("pulse-bench: {report:#?}");
+                println!("{}", serde_json::to_string(&report)?);
                 Ok(())
             }
             Command::Parse(args) => {

@@ -1,5 +1,5 @@
 //! Plumbing shared by `pulse-api`, `pulse-worker` and `pulse-scheduler`: configuration, the
-//! error type, database pool and migrations, schema, the event and its storage rules, the Kafka envelope and clients,
+//! error type, database pool and migrations, schema, the event and its storage rules, the named-metric point, the Kafka envelope and clients,
 //! logging, metrics, operational endpoints, signal handling and whole numbers in JSON. One module per concern.
 
 pub mod backoff;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod kafka;
 pub mod keys;
+pub mod metric;
 pub mod metrics;
 pub mod ops;
 pub mod rollup;

@@ -100,6 +100,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    metric_points (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        name -> Text,
+        timestamp -> Timestamptz,
+        value -> Float8,
+        labels -> Jsonb,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    metric_point_ids (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        timestamp -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    metric_rollups (project_id, name, bucket) {
+        project_id -> Uuid,
+        name -> Text,
+        bucket -> Timestamptz,
+        count -> Int8,
+        sum -> Float8,
+        min -> Float8,
+        max -> Float8,
+        sketch -> Bytea,
+    }
+}
+
+diesel::table! {
+    metric_latest (project_id, name, labels_hash) {
+        project_id -> Uuid,
+        name -> Text,
+        labels_hash -> Uuid,
+        labels -> Jsonb,
+        timestamp -> Timestamptz,
+        id -> Uuid,
+        value -> Float8,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -113,5 +158,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_ids,
     users,
     memberships,
-    refresh_tokens
+    refresh_tokens,
+    metric_points,
+    metric_point_ids,
+    metric_rollups,
+    metric_latest
 );

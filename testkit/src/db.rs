@@ -224,6 +224,32 @@ impl TestDb {
             .get(0)
     }
 
+    /// Rows in `metric_points` for the project.
+    pub async fn count_metric_points(&self, project_id: Uuid) -> i64 {
+        let client = self.client().await;
+        client
+            .query_one(
+                "SELECT count(*) FROM metric_points WHERE project_id = $1",
+                &[&project_id],
+            )
+            .await
+            .expect("count metric points")
+            .get(0)
+    }
+
+    /// Waits until the project has at least `expected` metric points or `timeout` passed;
+    /// returns the last count seen.
+    pub async fn wait_for_metric_points(&self, project_id: Uuid, expected: i64, timeout: Duration) -> i64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self.count_metric_points(project_id).await;
+            if count >= expected || tokio::time::Instant::now() >= deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the project has at least `expected` events or `timeout` passed; returns the
     /// last count seen (so a test can assert it is exactly `expected`).
     pub async fn wait_for_events(&self, project_id: Uuid, expected: i64, timeout: Duration) -> i64 {

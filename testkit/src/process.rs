@@ -27,6 +27,7 @@ impl PulseEnv {
             // A consumer group of the test's own: groups span topics, so a group shared by
             // concurrent tests would rebalance all of them whenever one worker comes or goes.
             .set("PULSE_WORKER_GROUP", &format!("{}persist", kafka.prefix))
+            .set("PULSE_WORKER_METRICS_GROUP", &format!("{}metrics", kafka.prefix))
             .set("PULSE_KAFKA_PARTITIONS", &crate::kafka::TEST_PARTITIONS.to_string())
             .set("PULSE_DATABASE_POOL_SIZE", "4")
             .set("PULSE_API_WORKERS", "2")
@@ -92,6 +93,14 @@ impl PulseProcess {
         let port = free_port();
         let env = env.clone().set("PULSE_WORKER_ADDR", &format!("127.0.0.1:{port}"));
         Self::start_ready("pulse-worker", &[], &env, port).await
+    }
+
+    /// Starts `pulse-worker metrics` (the named-metrics consumer group) with its health server
+    /// on a free port and waits until it is ready.
+    pub async fn metrics_worker(env: &PulseEnv) -> Self {
+        let port = free_port();
+        let env = env.clone().set("PULSE_WORKER_ADDR", &format!("127.0.0.1:{port}"));
+        Self::start_ready("pulse-worker", &["metrics"], &env, port).await
     }
 
     /// Starts `pulse-scheduler` and waits until it is ready.

@@ -1,14 +1,20 @@
-//! `pulse-worker`: Pulse's consumer groups. Today one role, `persist` (the default): reads event
-//! envelopes from `<prefix>events`, stores each event exactly once in PostgreSQL, dead-letters
-//! what it cannot decode, stores Kafka offsets only after the database committed, and
-//! announces the events it stored on `<prefix>events.stored` for the api's live streams. How and
-//! why: docs/worker.md. A second role (`notify`: webhook and email deliveries, alert
-//! evaluation) is another [`kafka::pipeline::Handler`] on the same loop.
+//! `pulse-worker`: Pulse's consumer groups, one per process, chosen by the role argument:
+//! - `persist` (the default): reads event envelopes from `<prefix>events`, stores each event
+//!   exactly once in PostgreSQL, dead-letters what it cannot decode, and stores Kafka offsets
+//!   only after the database committed, and announces the events it stored on
+//!   `<prefix>events.stored` for the api's live streams;
+//! - `metrics`: the same for named-metric points from `<prefix>metrics` (group
+//!   `PULSE_WORKER_METRICS_GROUP`), with their latest rows and per-minute rollups.
+//!
+//! How and why: docs/worker.md. Each role is a [`kafka::pipeline::Handler`] on the same loop (a
+//! later `notify` role too). `pulse-worker` with no role stays `persist`, so existing
+//! deployments keep their meaning; launchers start one process per role.
 //!
 //! Modules, one job each:
 //! - [`kafka`]: what every group shares — the consumer, its callbacks, the loop with its
 //!   in-flight queue and ordered offset storing, the idle watch;
 //! - [`persist`]: the persist group's handler — decode, batch, write with retries, SQL, DLQ;
+//! - [`metric_points`]: the metrics group's handler — decode, write with retries, SQL;
 //! - [`metrics`], [`error`]: Prometheus series, the error type.
 //!
 //! Start-up (migrations, topics, waiting for PostgreSQL and the broker until shutdown) and the
@@ -16,6 +22,7 @@
 
 pub(crate) mod error;
 pub mod kafka;
+pub mod metric_points;
 pub(crate) mod metrics;
 pub mod persist;
 
@@ -34,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{Error, Result};
 
 use crate::kafka::pipeline::LoopConfig;
+use crate::metric_points::{MetricsHandler, MetricsWriter};
 use crate::persist::dead_letter::DeadLetterSink;
 use crate::persist::publish::StoredPublisher;
 use crate::persist::writer::Persister;
@@ -45,6 +53,8 @@ pub enum Role {
     /// Stores events (group `PULSE_WORKER_GROUP`, default `pulse-persist`).
     #[default]
     Persist,
+    /// Stores named-metric points (group `PULSE_WORKER_METRICS_GROUP`, default `pulse-metrics`).
+    Metrics,
 }
 
 impl FromStr for Role {
@@ -53,7 +63,8 @@ impl FromStr for Role {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value {
             "persist" => Ok(Self::Persist),
-            other => Err(format!("unknown role {other:?}; roles: persist")),
+            "metrics" => Ok(Self::Metrics),
+            other => Err(format!("unknown role {other:?}; roles: persist, metrics")),
         }
     }
 }
@@ -105,6 +116,7 @@ pub async fn run(settings: Settings, role: Role, stop: CancellationToken) -> Res
 
     let result = match role {
         Role::Persist => run_persist(&settings, pool, &topics, stop).await,
+        Role::Metrics => run_metrics(&settings, pool, &topics, stop).await,
     };
 
     server_handle.stop(true).await;
@@ -117,6 +129,7 @@ pub async fn run(settings: Settings, role: Role, stop: CancellationToken) -> Res
 async fn run_persist(settings: &Settings, pool: db::DbPool, topics: &Topics, stop: CancellationToken) -> Result<()> {
     let dead_letters = DeadLetterSink {
         producer: AckProducer::new(&settings.kafka)?,
+        dead_lettered: &metrics::EVENTS_DEAD_LETTERED,
         source_topic: topics.events.clone(),
         dlq_topic: topics.events_dlq.clone(),
         retry_max: settings.worker.retry_max,
@@ -152,4 +165,31 @@ async fn run_persist(settings: &Settings, pool: db::DbPool, topics: &Topics, sto
         publisher.finish(settings.worker.shutdown_timeout).await;
     }
     result
+}
+
+/// The metrics group: the same loop, batching and retry settings as persist, its own topic,
+/// dead-letter topic and consumer group.
+async fn run_metrics(settings: &Settings, pool: db::DbPool, topics: &Topics, stop: CancellationToken) -> Result<()> {
+    let dead_letters = DeadLetterSink {
+        producer: AckProducer::new(&settings.kafka)?,
+        dead_lettered: &metrics::METRIC_POINTS_DEAD_LETTERED,
+        source_topic: topics.metrics.clone(),
+        dlq_topic: topics.metrics_dlq.clone(),
+        retry_max: settings.worker.retry_max,
+    };
+    let writer = MetricsWriter::new(
+        pool,
+        dead_letters,
+        settings.worker.retry_max,
+        settings.database.statement_timeout,
+        stop.clone(),
+    );
+    let config = LoopConfig {
+        topic: topics.metrics.clone(),
+        batch_size: settings.worker.batch_size,
+        batch_wait: settings.worker.batch_wait,
+        shutdown_timeout: settings.worker.shutdown_timeout,
+    };
+    let handler = MetricsHandler::new(writer, topics.metrics.clone());
+    kafka::run_group(&settings.kafka, &settings.worker.metrics_group, config, handler, stop).await
 }

@@ -80,6 +80,39 @@ pub static CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     ))
 });
 
+/// Messages read from the metrics topic (decodable or not).
+pub static METRIC_POINTS_CONSUMED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_metric_points_consumed_total",
+        "Messages read from the metrics topic"
+    ))
+});
+
+/// Named-metric points written to the database for the first time.
+pub static METRIC_POINTS_PERSISTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_metric_points_persisted_total",
+        "Metric points stored in the database for the first time"
+    ))
+});
+
+/// Points not written because their id was already stored or repeated within the batch.
+pub static METRIC_POINTS_DUPLICATE: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_metric_points_duplicate_total",
+        "Metric points skipped because their id was already stored (redelivery or producer retry)"
+    ))
+});
+
+/// Messages of the metrics topic sent to its dead-letter topic, by reason.
+pub static METRIC_POINTS_DEAD_LETTERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_metric_points_dead_lettered_total",
+        "Undecodable metric messages sent to the dead-letter topic",
+        &["reason"]
+    ))
+});
+
 /// Registers every metric now so each series is rendered from the first scrape.
 /// Stored events announced on the stored-events topic for the api's live streams.
 pub static STREAM_PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -103,6 +136,12 @@ pub fn init() {
     LazyLock::force(&EVENTS_DUPLICATE);
     for reason in crate::persist::decode::REASONS {
         EVENTS_DEAD_LETTERED.with_label_values(&[reason]);
+    }
+    LazyLock::force(&METRIC_POINTS_CONSUMED);
+    LazyLock::force(&METRIC_POINTS_PERSISTED);
+    LazyLock::force(&METRIC_POINTS_DUPLICATE);
+    for reason in crate::persist::decode::REASONS {
+        METRIC_POINTS_DEAD_LETTERED.with_label_values(&[reason]);
     }
     LazyLock::force(&BATCH_SIZE);
     LazyLock::force(&BATCH_DURATION);

@@ -20,6 +20,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use pulse_shared::envelope::{self, EventEnvelope, ENVELOPE_VERSION};
 use pulse_shared::kafka::producer::{AckProducer, Acked, Outgoing, ProduceError};
+use pulse_shared::metric::METRIC_ENVELOPE_VERSION;
 use rdkafka::message::{Header, OwnedHeaders};
 use serde::Serialize;
 use uuid::Uuid;
@@ -37,6 +38,8 @@ pub struct IngestState {
     pub producer: AckProducer,
     /// The events topic.
     pub topic: String,
+    /// The named-metrics topic (`ingest/metrics.rs`).
+    pub metrics_topic: String,
     pub max_body_bytes: usize,
     pub max_batch_events: usize,
     /// Per API key token buckets of this replica.
@@ -45,6 +48,8 @@ pub struct IngestState {
     pub retry_after_secs: u64,
     /// `envelope::VERSION_HEADER` with this build's version, cloned onto each message.
     headers: OwnedHeaders,
+    /// The same header with the metric envelope's version.
+    pub(super) metric_headers: OwnedHeaders,
 }
 
 impl IngestState {
@@ -52,6 +57,7 @@ impl IngestState {
         auth: Auth,
         producer: AckProducer,
         topic: String,
+        metrics_topic: String,
         max_body_bytes: usize,
         max_batch_events: usize,
         default_rate_per_sec: u32,
@@ -63,10 +69,17 @@ impl IngestState {
             key: envelope::VERSION_HEADER,
             value: Some(version.as_str()),
         });
+        let metric_version = METRIC_ENVELOPE_VERSION.to_string();
+        let metric_headers = OwnedHeaders::new().insert(Header {
+            key: envelope::VERSION_HEADER,
+            value: Some(metric_version.as_str()),
+        });
         Self {
             auth,
             producer,
             topic,
+            metrics_topic,
+            metric_headers,
             max_body_bytes,
             max_batch_events,
             limiter: IngestLimiter::new(default_rate_per_sec),
@@ -76,7 +89,11 @@ impl IngestState {
     }
 
     /// Authenticates, then reads and decodes the body.
-    async fn begin(&self, req: &HttpRequest, payload: web::Payload) -> Result<(Arc<KeyRecord>, Bytes), ApiError> {
+    pub(super) async fn begin(
+        &self,
+        req: &HttpRequest,
+        payload: web::Payload,
+    ) -> Result<(Arc<KeyRecord>, Bytes), ApiError> {
         // The rate-limit middleware already authenticated the key when it could.
         let cached = req.extensions().get::<Arc<KeyRecord>>().cloned();
         let key = match cached {
@@ -93,14 +110,26 @@ impl IngestState {
 
     /// Produces every payload under the project's key; results in input order.
     async fn produce(&self, key: &KeyRecord, payloads: &[Vec<u8>]) -> Vec<Result<Acked, ProduceError>> {
+        self.produce_to(&self.topic, &self.headers, key, payloads).await
+    }
+
+    /// Produces every payload to `topic` under the project's key and waits for every
+    /// acknowledgement; results in input order. Counts the acknowledged messages.
+    pub(super) async fn produce_to(
+        &self,
+        topic: &str,
+        headers: &OwnedHeaders,
+        key: &KeyRecord,
+        payloads: &[Vec<u8>],
+    ) -> Vec<Result<Acked, ProduceError>> {
         let started = Instant::now();
         let results = self
             .producer
             .send_all(payloads.iter().map(|payload| Outgoing {
-                topic: &self.topic,
+                topic,
                 key: key.kafka_key.as_bytes(),
                 payload,
-                headers: Some(self.headers.clone()),
+                headers: Some(headers.clone()),
                 partition: None,
             }))
             .await;
@@ -118,7 +147,7 @@ impl IngestState {
         results
     }
 
-    fn unavailable(&self, error: &ProduceError, project_id: Uuid) -> ApiError {
+    pub(super) fn unavailable(&self, error: &ProduceError, project_id: Uuid) -> ApiError {
         tracing::warn!(error = %error, %project_id, "Kafka did not acknowledge, answering 503");
         ApiError::KafkaUnavailable {
             retry_after_secs: self.retry_after_secs,
@@ -138,7 +167,7 @@ fn count_rejection(code: &str) {
     metrics::EVENTS_REJECTED.with_label_values(&[code]).inc();
 }
 
-fn rejected_by_kafka(index: usize, error: &ProduceError) -> Rejection {
+pub(super) fn rejected_by_kafka(index: usize, error: &ProduceError) -> Rejection {
     Rejection {
         index,
         code: EVENT_REJECTED,

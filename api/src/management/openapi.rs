@@ -205,7 +205,7 @@ fn docs() {}
 #[openapi(
     info(
         title = "Pulse API",
-        description = "Event ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md."
+        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md."
     ),
     paths(
         ingest_single,
@@ -220,6 +220,11 @@ fn docs() {}
         crate::query::export::export_aggregated,
         crate::stream::websocket::websocket,
         crate::stream::sse::sse,
+        crate::ingest::metrics::single,
+        crate::ingest::metrics::batch,
+        crate::query::metrics::list_points,
+        crate::query::metrics::aggregate,
+        crate::query::metrics::latest,
         accounts::register,
         accounts::login,
         accounts::refresh,
@@ -254,11 +259,12 @@ fn docs() {}
     components(schemas(ErrorEnvelope, ErrorBody)),
     modifiers(&SecuritySchemes, &FieldRules, &StandardStatuses, &ErrorBodies, &OperationIds),
     tags(
-        (name = "ingest", description = "Sending events, with an API key (`pk_…`) of scope `ingest`"),
+        (name = "ingest", description = "Sending events and named-metric points, with an API key (`pk_…`) of scope `ingest`"),
         (name = "events", description = "Reading stored events back, with an API key of scope `read` or an access token plus `project_id`"),
         (name = "analytics", description = "Overview and realtime figures from the rollups, with the same credentials as `events`"),
         (name = "export", description = "Downloads (CSV, JSON, NDJSON) of events and buckets, with the same credentials as `events`"),
         (name = "stream", description = "Stored events pushed live over WebSocket or Server-Sent Events, with the same credentials as `events` (or `token=`)"),
+        (name = "metrics", description = "Named metrics read back: raw points, aggregates and latest values, with the same credentials as `events` (points are sent under `ingest`; docs/query.md, Named metrics)"),
         (name = "accounts", description = "Register, log in, refresh and end sessions"),
         (name = "users", description = "The caller's own account"),
         (name = "organizations", description = "Organizations and their members"),

@@ -42,7 +42,7 @@ pub enum Interval {
 }
 
 impl Interval {
-    fn parse(value: &str) -> Option<Self> {
+    pub(super) fn parse(value: &str) -> Option<Self> {
         Some(match value {
             "1m" => Self::Minute,
             "5m" => Self::FiveMinutes,

@@ -36,8 +36,25 @@ async fn deleted_project_is_purged_in_the_background() {
             )
             .await
             .expect("seed rollups");
+        // Named metrics: points over three days (several partitions and the default one).
+        client
+            .batch_execute(&format!(
+                "WITH rows AS (
+                     SELECT gen_random_uuid() AS id, now() - (i * 97 || ' minutes')::interval AS ts, i
+                     FROM generate_series(1, {count}) i),
+                 ids AS (INSERT INTO metric_point_ids (id, project_id, \"timestamp\") SELECT id, '{target}', ts FROM rows)
+                 INSERT INTO metric_points (id, project_id, name, \"timestamp\", value, labels, received_at)
+                 SELECT id, '{target}', 'seeded', ts, i, '{{}}', now() FROM rows;
+                 INSERT INTO metric_rollups (project_id, name, bucket, count, sum, min, max, sketch)
+                 VALUES ('{target}', 'seeded', date_trunc('minute', now()), 1, 1, 1, 1, '\\x01');
+                 INSERT INTO metric_latest (project_id, name, labels_hash, labels, \"timestamp\", id, value)
+                 VALUES ('{target}', 'seeded', md5('{{}}')::uuid, '{{}}', now(), gen_random_uuid(), 1);"
+            ))
+            .await
+            .expect("seed metrics");
     }
     assert_eq!(stack.db.count_events(project).await, 35);
+    assert_eq!(stack.db.count_metric_points(project).await, 35);
     stack
         .call(
             Method::DELETE,
@@ -77,6 +94,23 @@ async fn deleted_project_is_purged_in_the_background() {
     assert_eq!(rollups(project).await, 0, "its rollups purged");
     assert_eq!(rollups(keep).await, 1, "other projects' rollups untouched");
     assert_eq!(stack.db.count_events(keep).await, 3, "other projects untouched");
+    for table in ["metric_points", "metric_point_ids", "metric_rollups", "metric_latest"] {
+        let count = |target: uuid::Uuid| {
+            let client = &client;
+            async move {
+                client
+                    .query_one(
+                        &format!("SELECT count(*) FROM {table} WHERE project_id = $1"),
+                        &[&target],
+                    )
+                    .await
+                    .expect("count metric rows")
+                    .get::<_, i64>(0)
+            }
+        };
+        assert_eq!(count(project).await, 0, "{table} of the deleted project purged");
+        assert!(count(keep).await > 0, "{table} of other projects untouched");
+    }
     // The name is free again at once.
     let name_reuse = stack.project(&user, json!({})).await;
     assert_ne!(name_reuse, project);

@@ -1,10 +1,12 @@
 //! The read side end to end: events ingested over HTTP, persisted by a real worker from real
 //! Kafka into a real PostgreSQL, read back over HTTP by API key (scope `read`) or access token.
-//! One test binary with a module per concern.
+//! Named metrics (`metrics`) run a `pulse-worker metrics` beside the persist worker. One test
+//! binary with a module per concern.
 
 mod analytics;
 mod events;
 mod export;
+mod metrics;
 mod paging;
 mod rollups;
 

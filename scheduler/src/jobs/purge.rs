@@ -3,7 +3,9 @@
 //! `DELETE /v1/projects/{id}` only marks the project (`deleted_at`) and revokes its keys; this
 //! job then removes its events, oldest first, `PULSE_PURGE_BATCH_SIZE` at a time (plus ties on
 //! the last timestamp), each batch in its own short transaction, then the rest of its
-//! `event_ids`, then its rollups (`event_rollups`, then the hourly rows and totals), then the
+//! `event_ids`, then its rollups (`event_rollups`, then the hourly rows and totals), then its
+//! named metrics (`metric_points` by id, `metric_point_ids`, `metric_rollups`,
+//! `metric_latest`, each in bounded batches), then the
 //! project row itself, which cascades to everything declared `ON DELETE CASCADE` on
 //! `projects` (API keys and any project-owned table added later). An organization marked
 //! deleted goes once it has no project left.
@@ -38,6 +40,8 @@ pub enum Step {
     EventIds(usize),
     /// Deleted rollup rows of a project.
     Rollups(usize),
+    /// Deleted named-metric rows of a project (points, their ids, rollups, latest rows).
+    Metrics(usize),
     /// Removed a project row (all its data is gone).
     ProjectRemoved,
     /// Removed an empty deleted organization.
@@ -125,6 +129,25 @@ async fn step_in(conn: &mut AsyncPgConnection, batch_size: i64) -> Result<Step, 
         }
     }
 
+    // Named metrics: the points (partitioned, so by id rather than ctid, which is only unique
+    // within one partition), then the ids left, the rollups and the latest rows.
+    let points = diesel::sql_query(
+        "DELETE FROM metric_points WHERE project_id = $1 AND id = ANY(ARRAY(
+             SELECT id FROM metric_points WHERE project_id = $1 LIMIT $2))",
+    )
+    .bind::<SqlUuid, _>(project)
+    .bind::<BigInt, _>(batch_size.max(1))
+    .execute(conn)
+    .await?;
+    if points > 0 {
+        return Ok(Step::Metrics(points));
+    }
+    for table in ["metric_point_ids", "metric_rollups", "metric_latest"] {
+        let rows = delete_some(conn, table, project, batch_size).await?;
+        if rows > 0 {
+            return Ok(Step::Metrics(rows));
+        }
+    }
     diesel::sql_query("DELETE FROM projects WHERE id = $1")
         .bind::<SqlUuid, _>(project)
         .execute(conn)
@@ -173,7 +196,7 @@ pub async fn run(pool: DbPool, interval: Duration, batch_size: i64, stop: Cancel
                 RUNS.with_label_values(&["purge", "ok"]).inc();
                 Duration::ZERO
             }
-            Ok(Step::EventIds(_) | Step::Rollups(_)) => Duration::ZERO,
+            Ok(Step::EventIds(_) | Step::Rollups(_) | Step::Metrics(_)) => Duration::ZERO,
             Err(error) => {
                 RUNS.with_label_values(&["purge", "error"]).inc();
                 tracing::warn!(error = %error, "Purge step failed; retrying");

@@ -18,7 +18,7 @@
 //! | `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` | `7` | daily `events` partitions kept created ahead of today (by every binary's migration at start, then hourly by the scheduler) |
 //! | `PULSE_KAFKA_BROKERS` | `127.0.0.1:9092` | bootstrap servers (`bootstrap.servers`) |
 //! | `PULSE_KAFKA_OPTIONS` | (empty) | extra librdkafka settings, `key=value` pairs separated by `;` (TLS, SASL, …) |
-//! | `PULSE_TOPIC_PREFIX` | `pulse.` | prefix of every topic name (`pulse.events`, `pulse.events.dlq`, `pulse.events.stored`) |
+//! | `PULSE_TOPIC_PREFIX` | `pulse.` | prefix of every topic name (`pulse.events`, `pulse.events.dlq`, `pulse.events.stored`, `pulse.metrics`, `pulse.metrics.dlq`) |
 //! | `PULSE_KAFKA_PARTITIONS` | `8` | partitions of topics created at start |
 //! | `PULSE_KAFKA_REPLICATION_FACTOR` | `1` | replication factor of topics created at start |
 //! | `PULSE_KAFKA_PRODUCE_TIMEOUT_MS` | `5000` | longest wait for Kafka to acknowledge (`message.timeout.ms`); past it: 503 |
@@ -54,6 +54,7 @@
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
 //! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
 //! | `PULSE_WORKER_GROUP` | `pulse-persist` | Kafka consumer group of the persist worker |
+//! | `PULSE_WORKER_METRICS_GROUP` | `pulse-metrics` | Kafka consumer group of the metrics worker (`pulse-worker metrics`, named-metric points) |
 //! | `PULSE_WORKER_BATCH_SIZE` | `2000` | most events written in one transaction |
 //! | `PULSE_WORKER_BATCH_WAIT_MS` | `50` | longest wait to fill a batch |
 //! | `PULSE_WORKER_RETRY_MAX_MS` | `30000` | longest back-off between database retries |

@@ -18,6 +18,10 @@ pub struct Topics {
     /// Events the persist worker stored, published after each commit for the api's live
     /// streams (`crate::stream`); each project on one partition.
     pub events_stored: String,
+    /// Accepted named-metric points, keyed by project id.
+    pub metrics: String,
+    /// Messages the metrics worker could not decode, with the reason in a header.
+    pub metrics_dlq: String,
 }
 
 /// A topic to create at start, with its retention when it is not the broker's default.
@@ -40,6 +44,8 @@ impl Topics {
             events: format!("{prefix}events"),
             events_dlq: format!("{prefix}events.dlq"),
             events_stored: format!("{prefix}events.stored"),
+            metrics: format!("{prefix}metrics"),
+            metrics_dlq: format!("{prefix}metrics.dlq"),
         }
     }
 
@@ -48,6 +54,8 @@ impl Topics {
         vec![
             TopicSpec::plain(&self.events),
             TopicSpec::plain(&self.events_dlq),
+            TopicSpec::plain(&self.metrics),
+            TopicSpec::plain(&self.metrics_dlq),
             TopicSpec {
                 name: &self.events_stored,
                 retention: Some(STORED_RETENTION),

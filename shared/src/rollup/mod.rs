@@ -2,7 +2,8 @@
 //! (which writes one row per bucket and dimensions from a batch's new events), the api (which
 //! merges rows into the buckets a query asks for) and `pulse-api admin rebuild-rollups`.
 //!
-//! - [`sketch`]: the distinct-count and quantile sketches and their stored form;
+//! - [`sketch`]: the distinct-count and quantile sketches and their stored form (also the
+//!   [`Values`] sketch of named-metric rollups, `metric_rollups`);
 //! - [`Summary`] (here): what a row, or a merge of rows, sums up;
 //! - [`rows`]: the rows of a set of events, and the statement that inserts them;
 //! - [`stored`]: a row's summary columns as SQL returns them, decoded.
@@ -17,7 +18,7 @@ pub use stored::{StoredSummary, SUMMARY_COLUMNS};
 /// The advisory lock that rollup compaction rounds (pulse-scheduler) and
 /// `pulse-api admin rebuild-rollups` take turns with ('pulse rollups').
 pub const COMPACTION_LOCK: i64 = 0x7075_6c73_6572_6f6c;
-pub use sketch::{Distinct, Durations, SketchError, DISTINCT_PRECISION, QUANTILE_ACCURACY};
+pub use sketch::{Distinct, Durations, SketchError, Values, DISTINCT_PRECISION, QUANTILE_ACCURACY};
 
 /// What one rollup row (or a merge of rows) sums up: the count; the count, sum, min and max
 /// of the durations; sketches of distinct users and sessions and of the durations (`None`

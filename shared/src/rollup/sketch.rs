@@ -155,6 +155,52 @@ impl Durations {
     }
 }
 
+/// Named-metric values (any finite `f64`, negative ones too): the same DDSketch, with the same
+/// relative accuracy [`QUANTILE_ACCURACY`] and stored form, as [`Durations`]. Values closer to
+/// zero than 1e-9 count as zero.
+#[derive(Clone)]
+pub struct Values(DDSketch);
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Values").field("count", &self.0.count()).finish()
+    }
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Self(DDSketch::new(Config::new(QUANTILE_ACCURACY, QUANTILE_MAX_BINS, 1e-9)))
+    }
+}
+
+impl Values {
+    pub fn add(&mut self, value: f64) {
+        self.0.add(value);
+    }
+
+    pub fn merge(&mut self, other: &Values) {
+        // Same configuration by construction.
+        let _ = self.0.merge(&other.0);
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.count()
+    }
+
+    /// The value at quantile `q` (0 to 1), `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.0.quantile(q).ok().flatten()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode(&self.0)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, SketchError> {
+        decode(bytes).map(Self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +240,25 @@ mod tests {
         assert_eq!(Durations::default().quantile(0.5), None);
         assert!(Durations::decode(&[9, 1, 2]).is_err());
         assert!(Distinct::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn value_quantiles_cover_negative_numbers_within_their_accuracy() {
+        let mut values = Values::default();
+        for i in -500..500 {
+            values.add(f64::from(i) / 4.0);
+        }
+        let stored = Values::decode(&values.encode()).expect("decodes");
+        assert_eq!(stored.count(), 1000);
+        let p10 = stored.quantile(0.1).expect("p10");
+        assert!(
+            (p10 - -100.0).abs() / 100.0 <= QUANTILE_ACCURACY * 1.01 + 0.0025,
+            "{p10}"
+        );
+        let p90 = stored.quantile(0.9).expect("p90");
+        assert!(
+            (p90 - 99.75).abs() / 99.75 <= QUANTILE_ACCURACY * 1.01 + 0.0025,
+            "{p90}"
+        );
     }
 }

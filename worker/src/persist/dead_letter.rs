@@ -1,4 +1,5 @@
-//! Sends undecodable messages to the dead-letter topic (`<prefix>events.dlq`) and waits for
+//! Sends undecodable messages to the dead-letter topic (`<prefix>events.dlq`; the metrics
+//! group uses the same sink for `<prefix>metrics.dlq`) and waits for
 //! Kafka's acknowledgement before the batch may store their offsets.
 //!
 //! Each dead letter carries the original key and payload untouched, plus headers:
@@ -13,12 +14,12 @@
 
 use std::time::Duration;
 
+use prometheus::IntCounterVec;
 use pulse_shared::kafka::producer::{AckProducer, Outgoing};
 use rdkafka::message::{Header, OwnedHeaders};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::DeadLetter;
-use crate::metrics;
 use pulse_shared::backoff::{self, Backoff};
 
 pub const REASON_HEADER: &str = "pulse-dlq-reason";
@@ -29,6 +30,9 @@ pub const SOURCE_OFFSET_HEADER: &str = "pulse-source-offset";
 /// Where dead letters go and how hard to try.
 pub struct DeadLetterSink {
     pub producer: AckProducer,
+    /// Counts acknowledged dead letters by reason (`pulse_events_dead_lettered_total` for the
+    /// persist group, `pulse_metric_points_dead_lettered_total` for the metrics group).
+    pub dead_lettered: &'static IntCounterVec,
     pub source_topic: String,
     pub dlq_topic: String,
     pub retry_max: Duration,
@@ -91,9 +95,7 @@ impl DeadLetterSink {
                 let letter = &letters[index];
                 match result {
                     Ok(_) => {
-                        metrics::EVENTS_DEAD_LETTERED
-                            .with_label_values(&[letter.rejection.reason])
-                            .inc();
+                        self.dead_lettered.with_label_values(&[letter.rejection.reason]).inc();
                         tracing::warn!(
                             topic = %self.source_topic,
                             partition = letter.position.partition,
