@@ -11,12 +11,21 @@
 //!   [`MAX_MESSAGE_BYTES`]. Reusing the envelope's bytes costs the worker a copy, not a second
 //!   serialization, and keeps one definition of an event on the wire.
 //! - **Key**: the project id, for tools that read the topic.
+//! - **Kind**: the [`KIND_HEADER`] says whether the lines are events or named-metric points
+//!   (the metrics worker announces what it stored the same way, on the same partition, so a
+//!   project's stream has one order).
 //!
 //! Why a topic, and not Redis pub/sub or PostgreSQL LISTEN/NOTIFY: see docs/stream.md.
 
 use uuid::Uuid;
 
 use crate::envelope::{DecodeError, EventEnvelope};
+
+/// Header naming what a stored-events message holds: [`KIND_EVENT`] (event envelopes, also
+/// when the header is absent) or [`KIND_METRIC`] (named-metric envelopes, `crate::metric`).
+pub const KIND_HEADER: &str = "pulse-stored-kind";
+pub const KIND_EVENT: &str = "event";
+pub const KIND_METRIC: &str = "metric";
 
 /// Largest payload of one stored-events message; a batch's events of one project that would
 /// exceed it go out in several messages (the broker's default limit is 1 MiB).

@@ -134,17 +134,7 @@ async fn run_persist(settings: &Settings, pool: db::DbPool, topics: &Topics, sto
         dlq_topic: topics.events_dlq.clone(),
         retry_max: settings.worker.retry_max,
     };
-    let publisher = if settings.stream.publish {
-        let partitions = admin::partition_count(&settings.kafka, &topics.events_stored).await?;
-        Some(StoredPublisher::new(
-            AckProducer::new(&settings.kafka)?,
-            topics.events_stored.clone(),
-            partitions,
-        ))
-    } else {
-        tracing::info!("PULSE_STREAM_PUBLISH=false: stored events are not announced to live streams");
-        None
-    };
+    let publisher = stored_publisher(settings, topics).await?;
     let persister = Persister::new(
         pool,
         dead_letters,
@@ -177,9 +167,11 @@ async fn run_metrics(settings: &Settings, pool: db::DbPool, topics: &Topics, sto
         dlq_topic: topics.metrics_dlq.clone(),
         retry_max: settings.worker.retry_max,
     };
+    let publisher = stored_publisher(settings, topics).await?;
     let writer = MetricsWriter::new(
         pool,
         dead_letters,
+        publisher.clone(),
         settings.worker.retry_max,
         settings.database.statement_timeout,
         stop.clone(),
@@ -191,5 +183,23 @@ async fn run_metrics(settings: &Settings, pool: db::DbPool, topics: &Topics, sto
         shutdown_timeout: settings.worker.shutdown_timeout,
     };
     let handler = MetricsHandler::new(writer, topics.metrics.clone());
-    kafka::run_group(&settings.kafka, &settings.worker.metrics_group, config, handler, stop).await
+    let result = kafka::run_group(&settings.kafka, &settings.worker.metrics_group, config, handler, stop).await;
+    if let Some(publisher) = publisher {
+        publisher.finish(settings.worker.shutdown_timeout).await;
+    }
+    result
+}
+
+/// The announcer of stored rows on the stored-events topic, unless `PULSE_STREAM_PUBLISH=false`.
+async fn stored_publisher(settings: &Settings, topics: &Topics) -> Result<Option<StoredPublisher>> {
+    if !settings.stream.publish {
+        tracing::info!("PULSE_STREAM_PUBLISH=false: stored rows are not announced to live streams");
+        return Ok(None);
+    }
+    let partitions = admin::partition_count(&settings.kafka, &topics.events_stored).await?;
+    Ok(Some(StoredPublisher::new(
+        AckProducer::new(&settings.kafka)?,
+        topics.events_stored.clone(),
+        partitions,
+    )))
 }

@@ -118,7 +118,7 @@ pub static METRIC_POINTS_DEAD_LETTERED: LazyLock<IntCounterVec> = LazyLock::new(
 pub static STREAM_PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
     registered(register_int_counter!(
         "pulse_stream_published_total",
-        "Stored events announced on the stored-events topic (live streams)"
+        "Stored events and metric points announced on the stored-events topic (live streams)"
     ))
 });
 

@@ -3,7 +3,8 @@
 //! JSON, `{"type": "event", "data": {…}}` with the event in the shape `GET /v1/events/{id}`
 //! returns, encoded once as a WebSocket text and once as an SSE frame (clients share the
 //! bytes: sending to one more client costs a reference count, not a copy). `type` leaves room
-//! for the other kinds the stream will carry (monitor and alert state changes).
+//! for the other kinds: `metric` (named-metric points) today, monitor and alert state changes
+//! later.
 
 use actix_web::web::Bytes;
 use bytestring::ByteString;
@@ -12,7 +13,23 @@ use pulse_shared::envelope::EventEnvelope;
 use serde::Serialize;
 use uuid::Uuid;
 
+use pulse_shared::metric::MetricEnvelope;
+
+use crate::query::metrics::StoredPoint;
 use crate::query::StoredEvent;
+
+/// What a message is about, as filters see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Event {
+        event_type: String,
+        source: Option<String>,
+    },
+    /// A named-metric point, for clients that asked for its name (`metrics=`).
+    Metric {
+        name: String,
+    },
+}
 
 /// A stream message.
 #[derive(Debug)]
@@ -20,10 +37,9 @@ pub struct Item {
     /// Offset in the project's partition of the stored-events topic (resumption skips what
     /// it replayed by this).
     pub offset: i64,
-    /// The event id: SSE's `id:`.
+    /// The event's or point's id (an event's is SSE's `id:`).
     pub id: Uuid,
-    pub event_type: String,
-    pub source: Option<String>,
+    pub kind: Kind,
     /// The whole message, as a WebSocket text frame.
     pub json: ByteString,
     /// The same as one Server-Sent Event (`event:`, `id:`, `data:`).
@@ -66,8 +82,34 @@ impl Item {
         Self {
             offset,
             id: stored.id,
-            event_type: stored.event_type,
-            source: stored.source,
+            kind: Kind::Event {
+                event_type: stored.event_type,
+                source: stored.source,
+            },
+            json: json.into(),
+            sse,
+        }
+    }
+
+    /// The message of a stored named-metric point, `{"type": "metric", "data": {…}}` with the
+    /// point as `GET /v1/metrics` lists it. Its SSE frame has no `id:`, so `Last-Event-ID`
+    /// stays the last event's (points after it are replayed with the events).
+    pub fn metric(offset: i64, envelope: MetricEnvelope) -> Self {
+        let point = envelope.point;
+        let stored = StoredPoint {
+            id: point.id,
+            name: point.name,
+            timestamp: point.timestamp.trunc_subsecs(6),
+            value: point.value,
+            labels: serde_json::to_value(point.labels).unwrap_or_else(|_| serde_json::json!({})),
+            received_at: envelope.received_at.trunc_subsecs(6),
+        };
+        let json = message("metric", &stored);
+        let sse = Bytes::from(format!("event: metric\ndata: {json}\n\n"));
+        Self {
+            offset,
+            id: stored.id,
+            kind: Kind::Metric { name: stored.name },
             json: json.into(),
             sse,
         }
@@ -78,8 +120,10 @@ impl Item {
         Self {
             offset,
             id: Uuid::now_v7(),
-            event_type: event_type.into(),
-            source: None,
+            kind: Kind::Event {
+                event_type: event_type.into(),
+                source: None,
+            },
             json: ByteString::new(),
             sse: Bytes::new(),
         }

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pulse_shared::config::KafkaConfig;
+use pulse_shared::envelope::EventEnvelope;
 use pulse_shared::kafka::{admin, client};
+use pulse_shared::metric::MetricEnvelope;
 use pulse_shared::stream;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -157,17 +159,47 @@ impl Relay {
             if !hub.watches(&project) {
                 continue;
             }
-            let items = items_of(message.offset(), message.payload().unwrap_or_default());
+            let items = items_of(
+                message.offset(),
+                kind_of(&message),
+                message.payload().unwrap_or_default(),
+            );
             metrics::STREAM_RELAYED.inc_by(items.len() as u64);
             hub.dispatch(project, &items);
         }
     }
 }
 
-/// The items of one stored-events message (an undecodable line is skipped and logged).
-pub fn items_of(offset: i64, payload: &[u8]) -> Vec<Arc<Item>> {
-    stream::split(payload)
-        .filter_map(|envelope| match envelope {
+/// The kind a stored-events message declares (`pulse_shared::stream::KIND_HEADER`; none: events).
+pub fn kind_of<M: Message>(message: &M) -> &'static str {
+    let declared = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|header| header.key == stream::KIND_HEADER)
+            .and_then(|header| header.value)
+    });
+    match declared {
+        Some(value) if value == stream::KIND_METRIC.as_bytes() => stream::KIND_METRIC,
+        _ => stream::KIND_EVENT,
+    }
+}
+
+/// The items of one stored-events message of `kind` (an undecodable line is skipped and logged).
+pub fn items_of(offset: i64, kind: &str, payload: &[u8]) -> Vec<Arc<Item>> {
+    let lines = payload.split(|byte| *byte == b'\n').filter(|line| !line.is_empty());
+    if kind == stream::KIND_METRIC {
+        return lines
+            .filter_map(|line| match MetricEnvelope::decode(Some(line)) {
+                Ok(envelope) => Some(Arc::new(Item::metric(offset, envelope))),
+                Err(error) => {
+                    tracing::warn!(offset, %error, "Undecodable metric line in the stored-events topic; skipped");
+                    None
+                }
+            })
+            .collect();
+    }
+    lines
+        .filter_map(|line| match EventEnvelope::decode(Some(line)) {
             Ok(envelope) => Some(Arc::new(Item::event(offset, envelope))),
             Err(error) => {
                 tracing::warn!(offset, %error, "Undecodable line in the stored-events topic; skipped");

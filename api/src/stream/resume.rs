@@ -12,8 +12,8 @@
 //!    its announcement was produced after it was stored, hence after that time: the replay
 //!    starts at the first offset of [`CLOCK_SKEW`] earlier (covering clocks of api and worker
 //!    hosts that disagree);
-//! 4. the partition is read from there to `high`; the events after the last one seen are
-//!    the replay (filtered like the live stream).
+//! 4. the partition is read from there to `high`; the events (and asked-for metric points)
+//!    after the last event seen are the replay (filtered like the live stream).
 //!
 //! A resume that cannot be exact says so with a `reset` notice instead of guessing: the event
 //! is unknown to the project, older than `PULSE_STREAM_RESUME_SECS`, not found in the topic (its
@@ -37,7 +37,8 @@ use tokio::sync::{OnceCell, Semaphore};
 use uuid::Uuid;
 
 use super::filter::Filter;
-use super::item::Item;
+use super::item::{Item, Kind};
+use super::relay::{items_of, kind_of};
 use crate::management::ManagementState;
 
 /// How far before the last event's `received_at` the replay starts.
@@ -208,17 +209,20 @@ impl Replay {
             if message.key() != Some(self.project.as_bytes()) {
                 continue;
             }
-            for envelope in stream::split(message.payload().unwrap_or_default()).flatten() {
+            for item in items_of(
+                message.offset(),
+                kind_of(&message),
+                message.payload().unwrap_or_default(),
+            ) {
                 if !seen {
-                    seen = envelope.event.id == self.after;
+                    seen = matches!(item.kind, Kind::Event { .. }) && item.id == self.after;
                     continue;
                 }
-                let item = Item::event(message.offset(), envelope);
                 if self.filter.matches(&item) {
                     if items.len() == self.most {
-                        return Ok(reset(format!("more than {} events were missed", self.most), high));
+                        return Ok(reset(format!("more than {} messages were missed", self.most), high));
                     }
-                    items.push(Arc::new(item));
+                    items.push(item);
                 }
             }
         }

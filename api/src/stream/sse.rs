@@ -1,7 +1,8 @@
 //! `GET /v1/stream/sse`: the live stream as Server-Sent Events.
 //!
 //! Each stored event is `event: event`, `id: <event id>`, `data: {"type": "event", "data":
-//! {…}}` (the WebSocket message, so one parser serves both). A comment line goes out every
+//! {…}}` (the WebSocket message, so one parser serves both); a point of an asked-for metric is
+//! `event: metric` with its `data:` and no `id:` (so `Last-Event-ID` stays the last event's). A comment line goes out every
 //! `PULSE_STREAM_HEARTBEAT_SECS` so proxies keep the connection. A reconnect with
 //! `Last-Event-ID` (what browsers' `EventSource` sends by itself) resumes without gaps inside
 //! `PULSE_STREAM_RESUME_SECS` (`resume.rs`), or says `event: reset` with the reason. A client too
@@ -45,6 +46,8 @@ pub struct StreamParams {
     event_type: Option<Vec<String>>,
     /// Only these sources (repeatable; absent: all).
     source: Option<Vec<String>>,
+    /// Also the points of these named metrics (repeatable; absent: none), as `metric` messages.
+    metrics: Option<Vec<String>>,
     /// Resume after this event (SSE clients usually send the `Last-Event-ID` header instead).
     last_event_id: Option<uuid::Uuid>,
 }

@@ -1,11 +1,13 @@
 //! `GET /v1/stream`: the live stream over WebSocket (actix-ws, no actors).
 //!
-//! Server → client, text frames: `{"type": "event", "data": {…}}` per stored event;
-//! `{"type": "subscribed", "data": {"event_types": […], "sources": […]}}` after a subscribe;
+//! Server → client, text frames: `{"type": "event", "data": {…}}` per stored event,
+//! `{"type": "metric", "data": {…}}` per stored point of an asked-for metric;
+//! `{"type": "subscribed", "data": {"event_types": […], "sources": […], "metrics": […]}}` after
+//! a subscribe;
 //! `{"type": "reset", "data": {"reason": …}}` when a resume cannot be exact; `{"type": "error",
 //! "data": {"message": …}}` for a client message that cannot be read (the connection stays).
-//! Client → server: `{"type": "subscribe", "event_types": […], "sources": […]}` replaces the
-//! filter. A ping goes out every `PULSE_STREAM_HEARTBEAT_SECS`; a client silent (no pong, no
+//! Client → server: `{"type": "subscribe", "event_types": […], "sources": […], "metrics": […]}`
+//! replaces the filter. A ping goes out every `PULSE_STREAM_HEARTBEAT_SECS`; a client silent (no pong, no
 //! message) for three beats is closed. Closing by the server is a close frame with a reason:
 //! 1008 when the client is too slow (`PULSE_STREAM_CLIENT_BUFFER` messages were still waiting
 //! for it when more arrived), 1001 at
@@ -208,7 +210,11 @@ impl Connection {
             Ok(filter) => {
                 let answer = message(
                     "subscribed",
-                    &json!({ "event_types": filter.event_types(), "sources": filter.sources() }),
+                    &json!({
+                        "event_types": filter.event_types(),
+                        "sources": filter.sources(),
+                        "metrics": filter.metrics(),
+                    }),
                 );
                 self.subscription.subscriber.set_filter(filter);
                 answer

@@ -89,7 +89,10 @@ async fn filters_come_from_the_query_and_from_subscribe_messages() {
     ws.send(r#"{"type": "subscribe", "event_types": ["b"], "sources": ["web"]}"#)
         .await;
     let ack = ws.next_of("subscribed", PATIENCE).await.expect("ack");
-    assert_eq!(ack["data"], json!({"event_types": ["b"], "sources": ["web"]}));
+    assert_eq!(
+        ack["data"],
+        json!({"event_types": ["b"], "sources": ["web"], "metrics": []})
+    );
     ws.send("not json").await;
     let error = ws.next_of("error", PATIENCE).await.expect("error message");
     assert!(
@@ -256,4 +259,77 @@ async fn heartbeats_keep_quiet_connections_alive_and_shutdown_says_reconnect() {
     assert!(sse.next(PATIENCE).await.is_none(), "the stream ends");
     let (_s, status) = terminating.await.expect("terminated");
     assert!(status.success(), "api exit {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_points_reach_the_clients_that_ask_for_their_name() {
+    let s = StreamStack::start(&[]).await;
+    let _metrics_worker = PulseProcess::metrics_worker(&s.stack.env).await;
+    let api = &s.stack.api;
+    let mut wants_cpu = WsClient::connect(&s.ws_url(api, "/v1/stream?metrics=cpu.load"), Some(&s.key))
+        .await
+        .expect("ws");
+    let mut sse = SseClient::connect(
+        &format!("{}/v1/stream/sse?metrics=cpu.load", api.base_url()),
+        Some(&s.key),
+        None,
+    )
+    .await;
+    let mut events_only = WsClient::connect(&s.ws_url(api, "/v1/stream"), Some(&s.key))
+        .await
+        .expect("ws");
+
+    let point = json!({"id": uuid::Uuid::now_v7(), "name": "cpu.load", "value": 0.75, "labels": {"host": "web-1"}});
+    let other = json!({"id": uuid::Uuid::now_v7(), "name": "mem.used", "value": 1024.0});
+    let answer = s
+        .stack
+        .post("/v1/metrics/batch", Some(&s.key), json!({"metrics": [point, other]}))
+        .await;
+    assert_eq!(answer.expect(202, "points")["accepted"], 2);
+
+    let message = wants_cpu.next_of("metric", PATIENCE).await.expect("a metric message");
+    let page = s.get("/v1/metrics?name=cpu.load", &s.key).await.expect(200, "points");
+    assert_eq!(
+        message,
+        json!({"type": "metric", "data": page["data"][0]}),
+        "the point as GET /v1/metrics lists it"
+    );
+    let frame = loop {
+        let next = sse.next(PATIENCE).await.expect("an SSE message");
+        if next.event == "metric" {
+            break next;
+        }
+    };
+    assert!(
+        frame.id.is_none(),
+        "points carry no id: Last-Event-ID stays the last event's"
+    );
+    assert_eq!(frame.json()["data"]["name"], "cpu.load");
+    // Events still come, and mem.used reached nobody.
+    let marker = events(1, "marker");
+    s.ingest(&marker).await;
+    assert_eq!(wants_cpu.event_ids(1, PATIENCE).await, ids(&marker));
+    assert_eq!(events_only.event_ids(1, PATIENCE).await, ids(&marker));
+    assert!(wants_cpu.next_of("metric", Duration::from_secs(2)).await.is_none());
+
+    // A subscribe message can ask for points too; a bad name is refused.
+    events_only
+        .send(r#"{"type": "subscribe", "metrics": ["mem.used"]}"#)
+        .await;
+    let ack = events_only.next_of("subscribed", PATIENCE).await.expect("ack");
+    assert_eq!(ack["data"]["metrics"], json!(["mem.used"]));
+    events_only
+        .send(r#"{"type": "subscribe", "metrics": ["not a name"]}"#)
+        .await;
+    assert!(events_only.next_of("error", PATIENCE).await.is_some());
+    s.stack
+        .post(
+            "/v1/metrics",
+            Some(&s.key),
+            json!({"name": "mem.used", "value": 2048.0}),
+        )
+        .await
+        .expect(202, "point");
+    let message = events_only.next_of("metric", PATIENCE).await.expect("mem.used");
+    assert_eq!(message["data"]["value"], 2048.0);
 }

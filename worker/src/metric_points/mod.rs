@@ -7,7 +7,9 @@
 //! - here: decoding into a [`PointBatch`], and the write with retries ([`MetricsWriter`]:
 //!   the same policy as `persist/writer.rs` — the SAME batch retried with back-off for ever,
 //!   each attempt bounded, abandoned only at shutdown with its offsets unstored);
-//! - [`store`]: the SQL (ids, points, latest, rollups; one transaction).
+//! - [`store`]: the SQL (ids, points, latest, rollups; one transaction);
+//! - after the commit, the new points are announced on the stored-events topic for the live
+//!   streams (`crate::persist::publish`, kind `metric`).
 
 pub mod store;
 
@@ -19,8 +21,10 @@ use diesel_async::pooled_connection::deadpool::Object;
 use pulse_shared::backoff::{self, Backoff};
 use pulse_shared::db::{self, DbPool};
 use pulse_shared::metric::{MetricDecodeError, MetricEnvelope};
+use pulse_shared::stream;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::kafka::pipeline::{Handler, Settled};
@@ -28,6 +32,7 @@ use crate::metrics;
 use crate::persist::batch::{DeadLetter, Position};
 use crate::persist::dead_letter::DeadLetterSink;
 use crate::persist::decode::Rejection;
+use crate::persist::publish::StoredPublisher;
 use store::{Columns, Written};
 
 /// Slack past `statement_timeout` before an attempt is given up as hung.
@@ -103,6 +108,7 @@ impl PointBatch {
 pub struct MetricsWriter {
     pool: DbPool,
     dead_letters: DeadLetterSink,
+    publisher: Option<StoredPublisher>,
     retry_max: Duration,
     attempt_timeout: Duration,
     stop: CancellationToken,
@@ -112,6 +118,7 @@ impl MetricsWriter {
     pub fn new(
         pool: DbPool,
         dead_letters: DeadLetterSink,
+        publisher: Option<StoredPublisher>,
         retry_max: Duration,
         statement_timeout: Duration,
         stop: CancellationToken,
@@ -119,6 +126,7 @@ impl MetricsWriter {
         Self {
             pool,
             dead_letters,
+            publisher,
             retry_max,
             attempt_timeout: statement_timeout + ATTEMPT_MARGIN,
             stop,
@@ -134,9 +142,15 @@ impl MetricsWriter {
             return Settled::Abandoned;
         }
         let (points, repeated) = batch.take_unique_points();
+        // Kept for the announcement after the commit (points are small; only when publishing).
+        let announced: Vec<MetricEnvelope> = if self.publisher.is_some() {
+            points.clone()
+        } else {
+            Vec::new()
+        };
         let columns = Columns::from_points(points);
         let mut backoff = Backoff::new(self.retry_max);
-        let written = loop {
+        let (written, new) = loop {
             match self.write_once(&columns).await {
                 Ok(written) => break written,
                 Err(error) => {
@@ -161,6 +175,14 @@ impl MetricsWriter {
                 }
             }
         };
+        if let Some(publisher) = &self.publisher {
+            let rows = announced
+                .into_iter()
+                .filter(|envelope| new.contains(&envelope.point.id))
+                .filter_map(|envelope| Some((envelope.project_id, envelope.encode().ok()?)))
+                .collect();
+            publisher.publish_rows(stream::KIND_METRIC, rows);
+        }
         metrics::METRIC_POINTS_PERSISTED.inc_by(written.inserted as u64);
         metrics::METRIC_POINTS_DUPLICATE.inc_by((written.duplicates + repeated) as u64);
         metrics::BATCH_SIZE.observe(messages as f64);
@@ -169,9 +191,9 @@ impl MetricsWriter {
         Settled::Done
     }
 
-    async fn write_once(&self, columns: &Columns) -> Result<Written> {
+    async fn write_once(&self, columns: &Columns) -> Result<(Written, HashSet<Uuid>)> {
         let mut conn = db::connection(&self.pool).await?;
-        match tokio::time::timeout(self.attempt_timeout, store::write(&mut conn, columns)).await {
+        match tokio::time::timeout(self.attempt_timeout, store::write_returning_new(&mut conn, columns)).await {
             Ok(result) => Ok(result?),
             Err(_elapsed) => {
                 // The connection may be mid-statement: close it instead of pooling it.

@@ -231,8 +231,17 @@ struct NewId {
 /// Writes the batch, its latest rows and its rollups in one transaction (see the module
 /// comment). On error nothing was stored and the same `columns` can be written again.
 pub async fn write(conn: &mut AsyncPgConnection, columns: &Columns) -> diesel::QueryResult<Written> {
+    write_returning_new(conn, columns).await.map(|(written, _)| written)
+}
+
+/// [`write`], also returning the ids stored for the first time (what the stored-events topic
+/// announces after the commit).
+pub async fn write_returning_new(
+    conn: &mut AsyncPgConnection,
+    columns: &Columns,
+) -> diesel::QueryResult<(Written, HashSet<Uuid>)> {
     if columns.is_empty() {
-        return Ok(Written::default());
+        return Ok((Written::default(), HashSet::new()));
     }
     conn.transaction(|conn| {
         async move {
@@ -249,10 +258,11 @@ pub async fn write(conn: &mut AsyncPgConnection, columns: &Columns) -> diesel::Q
             let new: HashSet<Uuid> = new.into_iter().map(|row| row.id).collect();
             Rollups::of(columns, &new).insert(conn).await?;
             let inserted = new.len().min(columns.len());
-            Ok(Written {
+            let written = Written {
                 inserted,
                 duplicates: columns.len() - inserted,
-            })
+            };
+            Ok((written, new))
         }
         .scope_boxed()
     })

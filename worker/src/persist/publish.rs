@@ -1,5 +1,5 @@
 //! Announces what a batch stored: after its transaction committed, the envelopes of the events
-//! that were new go to the stored-events topic (`pulse_shared::stream`), which every api
+//! (or, for the metrics group, the named-metric points) that were new go to the stored-events topic (`pulse_shared::stream`), which every api
 //! replica reads for its live streams. Never an event that could still be lost: only committed
 //! rows, and only the ones this commit inserted (a redelivered batch announces nothing).
 //!
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use pulse_shared::kafka::producer::{AckProducer, Outgoing};
 use pulse_shared::stream;
+use rdkafka::message::{Header, OwnedHeaders};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
@@ -43,16 +44,25 @@ impl StoredPublisher {
     /// Sends the payloads of the `new` events of `columns` (taken from `payloads`), one
     /// message per project (or more past the size bound), in the background.
     pub fn publish(&self, columns: &Columns, new: &HashSet<Uuid>, mut payloads: HashMap<Uuid, Vec<u8>>) {
-        if new.is_empty() {
+        let rows = columns
+            .ids
+            .iter()
+            .zip(&columns.project_ids)
+            .filter(|(id, _)| new.contains(id))
+            .filter_map(|(id, project)| Some((*project, payloads.remove(id)?)))
+            .collect();
+        self.publish_rows(stream::KIND_EVENT, rows);
+    }
+
+    /// Sends `(project, envelope payload)` rows of `kind` (`pulse_shared::stream::KIND_*`), one
+    /// message per project (or more past the size bound), in the background.
+    pub fn publish_rows(&self, kind: &'static str, rows: Vec<(Uuid, Vec<u8>)>) {
+        if rows.is_empty() {
             return;
         }
         let mut by_project: BTreeMap<Uuid, Vec<Vec<u8>>> = BTreeMap::new();
-        for (id, project) in columns.ids.iter().zip(&columns.project_ids) {
-            if new.contains(id) {
-                if let Some(payload) = payloads.remove(id) {
-                    by_project.entry(*project).or_default().push(payload);
-                }
-            }
+        for (project, payload) in rows {
+            by_project.entry(project).or_default().push(payload);
         }
         let messages: Vec<(Uuid, usize, Vec<u8>)> = by_project
             .into_iter()
@@ -60,7 +70,7 @@ impl StoredPublisher {
                 let count = payloads.len();
                 let joined = stream::join(payloads.iter().map(Vec::as_slice));
                 let parts = joined.len().max(1);
-                // Event counts per message are for the metric only: spread evenly is close enough.
+                // Counts per message are for the metric only: spread evenly is close enough.
                 joined.into_iter().map(move |message| (project, count / parts, message))
             })
             .collect();
@@ -76,17 +86,20 @@ impl StoredPublisher {
                     topic: &topic,
                     key: key.as_bytes(),
                     payload,
-                    headers: None,
+                    headers: Some(OwnedHeaders::new_with_capacity(1).insert(Header {
+                        key: stream::KIND_HEADER,
+                        value: Some(kind.as_bytes()),
+                    })),
                     partition: Some(stream::partition_for(*project, partitions)),
                 });
             }
             let results = producer.send_all(outgoing).await;
-            for ((project, events, _), result) in messages.iter().zip(results) {
+            for ((project, rows, _), result) in messages.iter().zip(results) {
                 match result {
-                    Ok(_) => metrics::STREAM_PUBLISHED.inc_by(*events as u64),
+                    Ok(_) => metrics::STREAM_PUBLISHED.inc_by(*rows as u64),
                     Err(error) => {
                         metrics::STREAM_PUBLISH_FAILURES.inc();
-                        tracing::warn!(%topic, project_id = %project, events, %error, "Stored events not announced to live streams");
+                        tracing::warn!(%topic, kind, project_id = %project, rows, %error, "Stored rows not announced to live streams");
                     }
                 }
             }
