@@ -34,6 +34,8 @@ async fn openapi_document_covers_every_route_and_every_documented_route_answers(
         ("get", pulse_api::app::METRICS),
         ("get", pulse_api::app::METRIC_AGGREGATE),
         ("get", pulse_api::app::METRIC_LATEST),
+        ("get", pulse_api::app::STREAM),
+        ("get", pulse_api::app::STREAM_SSE),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
