@@ -3,8 +3,10 @@
 //! Start-up: migrate (under the advisory lock in `pulse_shared::db`) and create the topics, each
 //! retried by `pulse_shared::startup` for up to [`STARTUP_WAIT`] while PostgreSQL or the broker
 //! is not reachable (then the api exits with the error), build the producer, the pool and the
-//! readiness probe, start the live-stream relay (`stream::relay`), then serve. A SIGTERM or SIGINT during start-up stops it cleanly. Background
-//! work (the purge of deleted projects, partitions ahead) belongs to `pulse-scheduler`.
+//! readiness probe, place the live-stream relay (`stream::relay`) at the end of the
+//! stored-events topic, then serve. A SIGTERM or SIGINT during start-up stops it cleanly.
+//! Background work (the purge of deleted projects, partitions ahead) belongs to
+//! `pulse-scheduler`.
 //!
 //! Shutdown (promise 7), in this order:
 //! 1. `/readyz` answers 503 (draining), so load balancers stop routing here, and every

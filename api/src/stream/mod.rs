@@ -40,6 +40,7 @@ pub struct StreamState {
     pub resumer: Resumer,
     pub heartbeat: Duration,
     pub buffer: usize,
+    max_clients: usize,
 }
 
 impl StreamState {
@@ -49,13 +50,14 @@ impl StreamState {
             resumer,
             heartbeat: config.heartbeat,
             buffer: config.client_buffer,
+            max_clients: config.max_clients,
         }
     }
 
     /// The error of a replica with no room for another client.
     pub fn full(&self) -> crate::error::ApiError {
         crate::error::ApiError::StreamFull {
-            max: self.hub.clients(),
+            max: self.max_clients,
             retry_after_secs: 5,
         }
     }
