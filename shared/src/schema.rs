@@ -145,11 +145,89 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        name -> Text,
+        url -> Text,
+        description -> Text,
+        event_types -> Array<Text>,
+        filter_event_types -> Nullable<Array<Text>>,
+        filter_sources -> Nullable<Array<Text>>,
+        headers -> Jsonb,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamptz>,
+        max_attempts -> Int4,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        failing_since -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_messages (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        #[sql_name = "type"]
+        message_type -> Text,
+        event_ids -> Nullable<Array<Uuid>>,
+        event_types -> Nullable<Array<Text>>,
+        sources -> Nullable<Array<Nullable<Text>>>,
+        payload -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        webhook_id -> Uuid,
+        project_id -> Uuid,
+        message_id -> Text,
+        #[sql_name = "type"]
+        message_type -> Text,
+        event_ids -> Nullable<Array<Uuid>>,
+        payload -> Nullable<Jsonb>,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        lease -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        last_attempt_at -> Nullable<Timestamptz>,
+        last_response_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Uuid,
+        delivery_id -> Uuid,
+        webhook_id -> Uuid,
+        attempt -> Int4,
+        attempted_at -> Timestamptz,
+        duration_ms -> Int4,
+        response_status -> Nullable<Int4>,
+        error_class -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(api_keys -> projects (project_id));
+diesel::joinable!(webhooks -> projects (project_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     projects,
@@ -162,5 +240,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     metric_points,
     metric_point_ids,
     metric_rollups,
-    metric_latest
+    metric_latest,
+    webhooks,
+    webhook_messages,
+    webhook_deliveries,
+    webhook_attempts
 );

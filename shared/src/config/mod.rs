@@ -2,7 +2,7 @@
 //! place (an optional `.env` file in the working directory is loaded first).
 //!
 //! Each area has its own struct with the default beside the field, in a file of its own
-//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `query.rs`, `stream.rs`, `worker.rs`,
+//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `query.rs`, `stream.rs`, `webhook.rs`, `worker.rs`,
 //! `scheduler.rs`);
 //! this file holds the variable table below (the one list of every `PULSE_*` variable, which
 //! `scripts/check-docs.py` compares with README.md) and the readers they share. Every value is validated
@@ -58,6 +58,16 @@
 //! | `PULSE_WORKER_BATCH_SIZE` | `2000` | most events written in one transaction |
 //! | `PULSE_WORKER_BATCH_WAIT_MS` | `50` | longest wait to fill a batch |
 //! | `PULSE_WORKER_RETRY_MAX_MS` | `30000` | longest back-off between database retries |
+//! | `PULSE_WEBHOOK_RETRY_SCHEDULE` | `0,5,300,1800,7200,18000,36000,36000` | seconds before each webhook retry (with ±20 % jitter); its length + 1 is an endpoint's default `max_attempts` |
+//! | `PULSE_WEBHOOK_DISABLE_AFTER_SECS` | `432000` | an endpoint whose every attempt failed for this long (5 days) is disabled |
+//! | `PULSE_WEBHOOK_ALLOW_NETS` | (empty) | networks (`127.0.0.0/8,10.1.0.0/16`) webhook URLs may resolve into although not public; everything private, loopback, link-local, multicast or unspecified is refused otherwise |
+//! | `PULSE_WEBHOOK_CONNECT_TIMEOUT_SECS` | `5` | connect timeout of a webhook attempt |
+//! | `PULSE_WEBHOOK_TIMEOUT_SECS` | `15` | longest whole webhook attempt |
+//! | `PULSE_WEBHOOK_BATCH_MAX_EVENTS` | `100` | most events in one `event.created` delivery |
+//! | `PULSE_WEBHOOK_BATCH_DELAY_MS` | `200` | how often the outbox is expanded into deliveries (events of one window travel together) |
+//! | `PULSE_WEBHOOK_ENDPOINT_CONCURRENCY` | `4` | attempts in flight to one endpoint per worker process |
+//! | `PULSE_WEBHOOK_CONCURRENCY` | `64` | attempts in flight per worker process |
+//! | `PULSE_WEBHOOK_SECRET_GRACE_SECS` | `86400` | how long the previous secret keeps signing after a rotation |
 //! | `PULSE_SCHEDULER_ADDR` | `127.0.0.1:9102` | scheduler health and metrics address |
 
 mod api;
@@ -68,6 +78,7 @@ mod log;
 mod query;
 mod scheduler;
 mod stream;
+mod webhook;
 mod worker;
 
 pub use api::ApiConfig;
@@ -78,6 +89,7 @@ pub use log::{LogConfig, LogFormat};
 pub use query::QueryConfig;
 pub use scheduler::SchedulerConfig;
 pub use stream::StreamConfig;
+pub use webhook::WebhookConfig;
 pub use worker::WorkerConfig;
 
 use std::fmt::Display;

@@ -1,0 +1,46 @@
+//! Signed webhooks, the parts more than one binary needs: what an endpoint can subscribe to,
+//! the Standard Webhooks signature ([`signing`]) and secrets ([`secret`]), the SSRF guard
+//! ([`ssrf`]) and the outbox that every cause of a message writes into ([`outbox`]).
+//!
+//! The api manages endpoints and shows deliveries; `pulse-worker notify` expands the outbox
+//! and delivers (`worker/src/notify/`). The whole design is in docs/webhooks.md.
+
+pub mod outbox;
+pub mod secret;
+pub mod signing;
+pub mod ssrf;
+
+use uuid::Uuid;
+
+/// Message types an endpoint can subscribe to (`event_types`).
+pub const MESSAGE_TYPES: [&str; 6] = [
+    EVENT_CREATED,
+    "alert.fired",
+    "alert.resolved",
+    "monitor.down",
+    "monitor.up",
+    WEBHOOK_DISABLED,
+];
+/// New events; `data.events` carries them as `GET /v1/events/{id}` shows them.
+pub const EVENT_CREATED: &str = "event.created";
+/// An endpoint of the project was disabled (410 Gone, or failing for too long).
+pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
+/// What `POST …/webhooks/{id}/test` sends; not subscribable, sent to the one endpoint.
+pub const WEBHOOK_TEST: &str = "webhook.test";
+
+/// The Standard Webhooks message id of a delivery (`webhook-id`): `msg_` and the delivery's
+/// UUID in 32 hex digits. The same on every attempt and replay of the delivery.
+pub fn message_id(delivery_id: Uuid) -> String {
+    format!("msg_{}", delivery_id.simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_name_the_delivery() {
+        let id = Uuid::parse_str("0192f0c1-7a3e-7000-8000-00000000d001").expect("uuid");
+        assert_eq!(message_id(id), "msg_0192f0c17a3e7000800000000000d001");
+    }
+}
