@@ -83,7 +83,9 @@ CREATE TABLE webhook_deliveries (
     last_error       text,
     completed_at     timestamptz
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+-- Claims look for due deliveries endpoint by endpoint, so a dead endpoint's backlog never
+-- hides a live endpoint's deliveries.
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id, id DESC);
 CREATE INDEX webhook_deliveries_project_idx ON webhook_deliveries (project_id, id DESC);
 

@@ -23,6 +23,8 @@ pub enum Error {
     Startup(#[from] pulse_shared::backoff::GaveUp),
     #[error("health server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("webhook client: {0}")]
+    Setup(String),
     #[error("persist task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

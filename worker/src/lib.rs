@@ -4,17 +4,20 @@
 //!   only after the database committed, and announces the events it stored on
 //!   `<prefix>events.stored` for the api's live streams;
 //! - `metrics`: the same for named-metric points from `<prefix>metrics` (group
-//!   `PULSE_WORKER_METRICS_GROUP`), with their latest rows and per-minute rollups.
+//!   `PULSE_WORKER_METRICS_GROUP`), with their latest rows and per-minute rollups;
+//! - `notify`: no consumer group yet: expands the webhook outbox the persist worker writes
+//!   and delivers signed webhooks (docs/webhooks.md); any number of processes share the work.
 //!
-//! How and why: docs/worker.md. Each role is a [`kafka::pipeline::Handler`] on the same loop (a
-//! later `notify` role too). `pulse-worker` with no role stays `persist`, so existing
-//! deployments keep their meaning; launchers start one process per role.
+//! How and why: docs/worker.md. The consumer roles are [`kafka::pipeline::Handler`]s on the same
+//! loop. `pulse-worker` with no role stays `persist`, so existing deployments keep their
+//! meaning; launchers start one process per role.
 //!
 //! Modules, one job each:
 //! - [`kafka`]: what every group shares — the consumer, its callbacks, the loop with its
 //!   in-flight queue and ordered offset storing, the idle watch;
 //! - [`persist`]: the persist group's handler — decode, batch, write with retries, SQL, DLQ;
 //! - [`metric_points`]: the metrics group's handler — decode, write with retries, SQL;
+//! - [`notify`]: the notify role — outbox fan-out, claims, signing, sending, attempt log;
 //! - [`metrics`], [`error`]: Prometheus series, the error type.
 //!
 //! Start-up (migrations, topics, waiting for PostgreSQL and the broker until shutdown) and the
@@ -24,11 +27,12 @@ pub(crate) mod error;
 pub mod kafka;
 pub mod metric_points;
 pub(crate) mod metrics;
+pub mod notify;
 pub mod persist;
 
 use std::str::FromStr;
 
-use pulse_shared::config::{ConfigError, DatabaseConfig, KafkaConfig, StreamConfig, WorkerConfig};
+use pulse_shared::config::{ConfigError, DatabaseConfig, KafkaConfig, StreamConfig, WebhookConfig, WorkerConfig};
 use pulse_shared::db;
 use pulse_shared::kafka::admin;
 use pulse_shared::kafka::probe::KafkaProbe;
@@ -55,6 +59,8 @@ pub enum Role {
     Persist,
     /// Stores named-metric points (group `PULSE_WORKER_METRICS_GROUP`, default `pulse-metrics`).
     Metrics,
+    /// Delivers webhooks from the outbox (no consumer group).
+    Notify,
 }
 
 impl FromStr for Role {
@@ -64,7 +70,8 @@ impl FromStr for Role {
         match value {
             "persist" => Ok(Self::Persist),
             "metrics" => Ok(Self::Metrics),
-            other => Err(format!("unknown role {other:?}; roles: persist, metrics")),
+            "notify" => Ok(Self::Notify),
+            other => Err(format!("unknown role {other:?}; roles: persist, metrics, notify")),
         }
     }
 }
@@ -76,6 +83,7 @@ pub struct Settings {
     pub kafka: KafkaConfig,
     pub worker: WorkerConfig,
     pub stream: StreamConfig,
+    pub webhook: WebhookConfig,
 }
 
 impl Settings {
@@ -85,6 +93,7 @@ impl Settings {
             kafka: KafkaConfig::from_env()?,
             worker: WorkerConfig::from_env()?,
             stream: StreamConfig::from_env()?,
+            webhook: WebhookConfig::from_env()?,
         })
     }
 }
@@ -117,6 +126,13 @@ pub async fn run(settings: Settings, role: Role, stop: CancellationToken) -> Res
     let result = match role {
         Role::Persist => run_persist(&settings, pool, &topics, stop).await,
         Role::Metrics => run_metrics(&settings, pool, &topics, stop).await,
+        Role::Notify => {
+            let notify = notify::NotifySettings {
+                webhook: settings.webhook.clone(),
+                shutdown_timeout: settings.worker.shutdown_timeout,
+            };
+            notify::run(pool, notify, stop).await
+        }
     };
 
     server_handle.stop(true).await;

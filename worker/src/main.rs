@@ -1,5 +1,5 @@
 //! `pulse-worker [ROLE]`: reads its configuration, installs logging and signal handling, and
-//! runs the consumer group of ROLE (`persist`, the default, or `metrics`) until SIGTERM or SIGINT (exit 0
+//! runs the consumer group of ROLE (`persist`, the default, `metrics` or `notify`) until SIGTERM or SIGINT (exit 0
 //! after a clean drain, 1 on a fatal error, 2 on bad configuration or an unknown role).
 
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
         None => Role::default(),
         Some(Ok(role)) => role,
         Some(Err(error)) => {
-            eprintln!("usage: pulse-worker [persist|metrics]: {error}");
+            eprintln!("usage: pulse-worker [persist|metrics|notify]: {error}");
             return ExitCode::from(2);
         }
     };

@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge_vec, Histogram, IntCounter,
-    IntCounterVec, IntGaugeVec,
+    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec, Histogram,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 use pulse_shared::metrics::{registered, BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
 
@@ -130,6 +130,65 @@ pub static STREAM_PUBLISH_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
+/// Webhook attempts by outcome: `success` or the error class.
+pub static WEBHOOK_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_webhook_attempts_total",
+        "Webhook attempts by outcome (success, timeout, connect, tls, dns, ssrf_refused, http_status)",
+        &["outcome"]
+    ))
+});
+
+/// Time of one webhook attempt, connect to the end of the response.
+pub static WEBHOOK_ATTEMPT_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    registered(register_histogram!(
+        "pulse_webhook_attempt_duration_seconds",
+        "Time of one webhook attempt",
+        LATENCY_BUCKETS.to_vec()
+    ))
+});
+
+/// Webhook deliveries finished, by result (`succeeded`, `failed` after the last attempt).
+pub static WEBHOOK_DELIVERIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_webhook_deliveries_total",
+        "Webhook deliveries finished, by result",
+        &["result"]
+    ))
+});
+
+/// Webhook attempts in flight in this process.
+pub static WEBHOOK_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
+    registered(register_int_gauge!(
+        "pulse_webhook_in_flight",
+        "Webhook attempts in flight in this process"
+    ))
+});
+
+/// Endpoints this process disabled (410 Gone, or failing for too long).
+pub static WEBHOOK_ENDPOINTS_DISABLED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_webhook_endpoints_disabled_total",
+        "Webhook endpoints disabled by this process"
+    ))
+});
+
+/// Outbox messages expanded into deliveries.
+pub static WEBHOOK_MESSAGES_EXPANDED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_webhook_messages_expanded_total",
+        "Webhook outbox messages expanded into deliveries"
+    ))
+});
+
+/// Deliveries made from the outbox.
+pub static WEBHOOK_DELIVERIES_CREATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_webhook_deliveries_created_total",
+        "Webhook deliveries made from the outbox"
+    ))
+});
+
 pub fn init() {
     LazyLock::force(&EVENTS_CONSUMED);
     LazyLock::force(&EVENTS_PERSISTED);
@@ -149,4 +208,16 @@ pub fn init() {
     LazyLock::force(&CONSUMER_LAG);
     LazyLock::force(&STREAM_PUBLISHED);
     LazyLock::force(&STREAM_PUBLISH_FAILURES);
+    WEBHOOK_ATTEMPTS.with_label_values(&["success"]);
+    for class in crate::notify::send::ErrorClass::ALL {
+        WEBHOOK_ATTEMPTS.with_label_values(&[class.as_str()]);
+    }
+    LazyLock::force(&WEBHOOK_ATTEMPT_DURATION);
+    for result in ["succeeded", "failed"] {
+        WEBHOOK_DELIVERIES.with_label_values(&[result]);
+    }
+    LazyLock::force(&WEBHOOK_IN_FLIGHT);
+    LazyLock::force(&WEBHOOK_ENDPOINTS_DISABLED);
+    LazyLock::force(&WEBHOOK_MESSAGES_EXPANDED);
+    LazyLock::force(&WEBHOOK_DELIVERIES_CREATED);
 }

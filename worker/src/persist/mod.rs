@@ -5,13 +5,15 @@
 //! - [`batch`]: what one batch holds (events, dead letters, offsets to store);
 //! - [`writer`]: writing a batch with retries until done or abandoned at shutdown;
 //! - [`store`]: the SQL (insert through `event_ids`, idempotent on the event id), in one
-//!   transaction with the batch's [`rollups`] (per-minute summaries of the new events);
+//!   transaction with the batch's [`rollups`] (per-minute summaries of the new events) and
+//!   [`outbox`] (the webhook messages of the new events);
 //! - [`dead_letter`]: the DLQ producer, with the reason in the headers;
 //! - [`publish`]: after the commit, the new events announced on the stored-events topic.
 
 pub(crate) mod batch;
 pub mod dead_letter;
 pub(crate) mod decode;
+pub(crate) mod outbox;
 pub mod publish;
 pub(crate) mod rollups;
 pub mod store;

@@ -12,7 +12,8 @@
 //!    partitioned by time and cannot have a unique index on `id` alone, which is why
 //!    `event_ids` exists (see the migration).
 //! 3. the statement returns those new ids, and the rollups are built from exactly those rows
-//!    and inserted in the same transaction (promise 3).
+//!    and inserted in the same transaction (promise 3), with the batch's webhook messages
+//!    (`outbox.rs`).
 //!
 //! Every column is one binary-encoded array parameter (14 parameters whatever the batch size),
 //! which PostgreSQL unnests in one pass: close to `COPY` and far cheaper than multi-row
@@ -33,7 +34,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use pulse_shared::envelope::EventEnvelope;
 use uuid::Uuid;
 
-use super::rollups;
+use super::{outbox, rollups};
 
 /// Writes a batch; returns the ids that were new (the rollups are built from those rows).
 /// Parameters are the arrays of [`Columns`] in field order.
@@ -188,6 +189,7 @@ pub async fn write_returning_new(
                 .await?;
             let new: HashSet<Uuid> = new.into_iter().map(|row| row.id).collect();
             rollups::of(columns, &new).insert(conn).await?;
+            outbox::insert(conn, columns, &new).await?;
             let inserted = new.len().min(columns.len());
             let written = Written {
                 inserted,
