@@ -125,6 +125,16 @@ pub enum ApiError {
     /// No database connection in time for a management request.
     #[error("the database is unavailable, retry later")]
     DatabaseUnavailable { retry_after_secs: u64 },
+    // Webhooks (api/src/management/webhooks).
+    /// Retry, recover and test need an enabled endpoint.
+    #[error("this webhook endpoint is disabled: PATCH it with {{\"enabled\": true}} first")]
+    WebhookDisabled,
+    /// The delivery is leased by a worker and being attempted until `until`.
+    #[error(
+        "this delivery is being attempted right now; retry after {}",
+        .until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    DeliveryInFlight { until: chrono::DateTime<chrono::Utc> },
     /// This replica holds `PULSE_STREAM_MAX_CLIENTS` stream connections already.
     #[error("this replica serves {max} stream connections already, retry later")]
     StreamFull { max: usize, retry_after_secs: u64 },
@@ -175,7 +185,7 @@ impl ApiError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::RoleRequired(_) => StatusCode::FORBIDDEN,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::WebhookDisabled | Self::DeliveryInFlight { .. } => StatusCode::CONFLICT,
             Self::InvalidField { .. } | Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             Self::InvalidCredentials | Self::InvalidRefreshToken(_) | Self::RefreshTokenReused => {
                 StatusCode::UNAUTHORIZED
@@ -214,6 +224,8 @@ impl ApiError {
             Self::Missing(_) => "NOT_FOUND",
             Self::RoleRequired(_) => "FORBIDDEN",
             Self::Conflict { code, .. } => code,
+            Self::WebhookDisabled => "WEBHOOK_DISABLED",
+            Self::DeliveryInFlight { .. } => "DELIVERY_IN_FLIGHT",
             Self::InvalidField { .. } => "INVALID_FIELD",
             Self::InvalidParameter { .. } => "INVALID_PARAMETER",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
@@ -238,6 +250,7 @@ impl ApiError {
             | Self::MetricsRejected(rejected) => Some(json!({ "rejected": rejected })),
             Self::InvalidField { field, .. } => Some(json!({ "field": field })),
             Self::InvalidParameter { parameter, .. } => Some(json!({ "parameter": parameter })),
+            Self::DeliveryInFlight { until } => Some(json!({ "next_attempt_at": until })),
             _ => None,
         }
     }

@@ -4,10 +4,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use pulse_api::admin;
 use pulse_api::cli::{AdminCommand, Cli, Command};
-use pulse_api::{admin, serve};
+use pulse_api::serve::{self, ServeConfig};
 use pulse_shared::config::{
-    self, ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, LogConfig, QueryConfig, StreamConfig,
+    self, ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, LogConfig, QueryConfig, StreamConfig, WebhookConfig,
 };
 use pulse_shared::{db, telemetry};
 
@@ -19,22 +20,22 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     // Read every area the command needs before doing anything, so a bad variable stops it first.
     let serve_config = match command {
-        Command::Serve => Some((
-            config::or_exit(ApiConfig::from_env()),
-            config::or_exit(KafkaConfig::from_env()),
-            config::or_exit(AuthConfig::from_env()),
-            config::or_exit(QueryConfig::from_env()),
-            config::or_exit(StreamConfig::from_env()),
-        )),
+        Command::Serve => Some(ServeConfig {
+            api: config::or_exit(ApiConfig::from_env()),
+            database: database.clone(),
+            kafka: config::or_exit(KafkaConfig::from_env()),
+            auth: config::or_exit(AuthConfig::from_env()),
+            query: config::or_exit(QueryConfig::from_env()),
+            stream: config::or_exit(StreamConfig::from_env()),
+            webhook: config::or_exit(WebhookConfig::from_env()),
+        }),
         Command::Migrate | Command::Admin { .. } => None,
     };
     telemetry::init(&log);
 
     let result = actix_web::rt::System::new().block_on(async move {
         match (command, serve_config) {
-            (Command::Serve, Some((api, kafka, auth, query, stream))) => {
-                serve::run(api, database, kafka, auth, query, stream).await
-            }
+            (Command::Serve, Some(serve_config)) => serve::run(serve_config).await,
             (Command::Migrate, _) => {
                 let applied = db::migrate(&database).await?;
                 if applied.is_empty() {

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use actix_web::{web, HttpServer};
 use anyhow::Context;
-use pulse_shared::config::{ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig, StreamConfig};
+use pulse_shared::config::{
+    ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig, StreamConfig, WebhookConfig,
+};
 use pulse_shared::db;
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
@@ -40,15 +42,29 @@ use crate::stream::{relay, StreamState};
 /// Longest wait for PostgreSQL and for the broker at start, each.
 const STARTUP_WAIT: Duration = Duration::from_secs(60);
 
+/// The configuration areas `serve` reads, each validated by `main` before anything starts.
+pub struct ServeConfig {
+    pub api: ApiConfig,
+    pub database: DatabaseConfig,
+    pub kafka: KafkaConfig,
+    pub auth: AuthConfig,
+    pub query: QueryConfig,
+    pub stream: StreamConfig,
+    /// The SSRF allow-list, the default `max_attempts` and the secret grace period.
+    pub webhook: WebhookConfig,
+}
+
 /// Runs the api until a signal, then drains. Errors are start-up failures.
-pub async fn run(
-    api: ApiConfig,
-    database: DatabaseConfig,
-    kafka: KafkaConfig,
-    auth_config: AuthConfig,
-    query: QueryConfig,
-    stream: StreamConfig,
-) -> anyhow::Result<()> {
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let ServeConfig {
+        api,
+        database,
+        kafka,
+        auth: auth_config,
+        query,
+        stream,
+        webhook,
+    } = config;
     let stop = shutdown::on_signal();
     metrics::init();
 
@@ -82,11 +98,9 @@ pub async fn run(
         auth_config.default_ingest_rate_per_sec,
     ));
     let readiness_data = web::Data::new(readiness.clone());
-    let management = web::Data::new(ManagementState::new(
-        pool.clone(),
-        &auth_config,
-        Some(state.auth.evictor()),
-    ));
+    let management = web::Data::new(
+        ManagementState::new(pool.clone(), &auth_config, Some(state.auth.evictor())).with_webhooks(&webhook),
+    );
     let queries = web::Data::new(QueryState::new(query));
     let resumer = Resumer::new(
         kafka.clone(),

@@ -1,5 +1,6 @@
 //! The management API: accounts and sessions, users, organizations and their members,
-//! projects and their settings, API keys, and the OpenAPI description of the whole api.
+//! projects and their settings, API keys, webhook endpoints and their delivery log, and the
+//! OpenAPI description of the whole api.
 //!
 //! Modules, one concern each: [`tokens`] (access JWTs, refresh tokens), [`passwords`]
 //! (argon2id), [`authorization`] (the bearer extractor, roles, the "404, not 403" rule),
@@ -7,7 +8,9 @@
 //! [`organizations`] (organizations and members), [`projects`], [`api_keys`], [`fields`] (name
 //! and email rules), [`views`] (user and organization views), [`tenancy`] (project soft
 //! deletion; the scheduler purges later), [`login_limit`] (login attempts per IP and
-//! account), [`openapi`] (`/openapi.json`, `/docs`). The user guide is docs/management.md.
+//! account), [`webhooks`] (signed webhook endpoints, secrets, deliveries and replay; one file
+//! per concern inside), [`openapi`] (`/openapi.json`, `/docs`). The user guide is
+//! docs/management.md.
 //!
 //! Routes are declared once, in [`routes!`] below: the same table registers them with actix and
 //! lists them in [`ROUTES`], which a test compares with the OpenAPI document.
@@ -26,11 +29,12 @@ pub(crate) mod tenancy;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod views;
+pub(crate) mod webhooks;
 
 use std::time::Duration;
 
 use actix_web::web;
-use pulse_shared::config::AuthConfig;
+use pulse_shared::config::{AuthConfig, WebhookConfig};
 use pulse_shared::db::{DbConn, DbPool};
 
 use crate::auth::KeyEvictor;
@@ -47,6 +51,8 @@ pub struct ManagementState {
     /// This replica's ingest key cache, when it has one: revoking a key or deleting a project
     /// evicts its keys here at once (other replicas follow within the cache TTL).
     pub key_cache: Option<KeyEvictor>,
+    /// What the webhook routes need of `PULSE_WEBHOOK_*`: the SSRF guard and the defaults.
+    pub webhooks: webhooks::Settings,
 }
 
 impl ManagementState {
@@ -62,7 +68,15 @@ impl ManagementState {
             ),
             rotation_grace: config.rotation_grace,
             key_cache,
+            webhooks: webhooks::Settings::new(&WebhookConfig::default()),
         }
+    }
+
+    /// The same state with the webhook settings read from `PULSE_WEBHOOK_*` (`new` starts from
+    /// their defaults: no allow-listed networks).
+    pub fn with_webhooks(mut self, config: &WebhookConfig) -> Self {
+        self.webhooks = webhooks::Settings::new(config);
+        self
     }
 
     /// A pooled connection; a pool timeout is a 503 the client may retry.
@@ -139,4 +153,26 @@ routes! {
     "/v1/projects/{project_id}/api-keys" ["GET, POST"] { get => api_keys::list, post => api_keys::create }
     "/v1/projects/{project_id}/api-keys/{key_id}" ["DELETE"] { delete => api_keys::revoke }
     "/v1/projects/{project_id}/api-keys/{key_id}/rotate" ["POST"] { post => api_keys::rotate }
+    "/v1/projects/{project_id}/webhooks" ["GET, POST"] {
+        get => webhooks::endpoints::list,
+        post => webhooks::endpoints::create,
+    }
+    // Before `{webhook_id}`, so `deliveries` is never read as an endpoint id.
+    "/v1/projects/{project_id}/webhooks/deliveries" ["GET"] { get => webhooks::deliveries::list_project }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}" ["GET, PATCH, DELETE"] {
+        get => webhooks::endpoints::get,
+        patch => webhooks::endpoints::update,
+        delete => webhooks::endpoints::delete,
+    }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}/secret" ["GET"] { get => webhooks::secrets::show }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}/secret/rotate" ["POST"] { post => webhooks::secrets::rotate }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries" ["GET"] { get => webhooks::deliveries::list }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}" ["GET"] {
+        get => webhooks::deliveries::get,
+    }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry" ["POST"] {
+        post => webhooks::replay::retry,
+    }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}/recover" ["POST"] { post => webhooks::replay::recover }
+    "/v1/projects/{project_id}/webhooks/{webhook_id}/test" ["POST"] { post => webhooks::replay::test }
 }

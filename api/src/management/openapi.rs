@@ -18,6 +18,7 @@ use utoipa::openapi::{Content, OpenApi as OpenApiDoc, RefOr, Response};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_scalar::{Scalar, Servable};
 
+use super::webhooks::{deliveries, endpoints, replay, secrets};
 use super::{accounts, api_keys, organizations, projects, users};
 
 /// Where the document is served.
@@ -205,7 +206,7 @@ fn docs() {}
 #[openapi(
     info(
         title = "Pulse API",
-        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects and API keys (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md."
+        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects, API keys and webhook endpoints (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md, docs/webhooks.md."
     ),
     paths(
         ingest_single,
@@ -250,6 +251,19 @@ fn docs() {}
         api_keys::create,
         api_keys::revoke,
         api_keys::rotate,
+        endpoints::list,
+        endpoints::create,
+        endpoints::get,
+        endpoints::update,
+        endpoints::delete,
+        secrets::show,
+        secrets::rotate,
+        deliveries::list,
+        deliveries::list_project,
+        deliveries::get,
+        replay::retry,
+        replay::recover,
+        replay::test,
         healthz,
         readyz,
         metrics,
@@ -270,6 +284,7 @@ fn docs() {}
         (name = "organizations", description = "Organizations and their members"),
         (name = "projects", description = "Projects and their settings"),
         (name = "api-keys", description = "API keys of a project"),
+        (name = "webhooks", description = "Signed webhook endpoints of a project (Standard Webhooks), their secrets, the delivery log and replay"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -389,7 +404,7 @@ fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
     let email = || Rule::Text(3, Some(MAX_EMAIL_CHARS), Some(email_pattern()));
     let password = || Rule::Text(MIN_PASSWORD_CHARS, Some(MAX_PASSWORD_CHARS), None);
     let text = |max| Rule::Text(0, Some(max), Some(NO_NUL_PATTERN.to_owned()));
-    vec![
+    let mut rules = vec![
         ("RegisterRequest", "email", email()),
         ("RegisterRequest", "password", password()),
         ("RegisterRequest", "name", Rule::Text(0, None, Some(name_pattern(true)))),
@@ -448,12 +463,48 @@ fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ("IngestEvent", "data", Rule::NulFree),
         ("IngestEvent", "metadata", Rule::NulFree),
         ("IngestBatch", "events", Rule::NonEmpty),
-    ]
+    ];
+    rules.extend(webhook_rules());
+    rules
+}
+
+/// The webhook bodies' rules, from `webhooks::rules`.
+fn webhook_rules() -> Vec<(&'static str, &'static str, Rule)> {
+    use super::api_keys::MAX_GRACE_SECS;
+    use super::fields::name_pattern;
+    use super::webhooks::rules::{MAX_ATTEMPTS, MAX_DESCRIPTION_CHARS, MAX_FILTER_ITEMS, MAX_FILTER_ITEM_CHARS};
+    use pulse_shared::event::NO_NUL_PATTERN;
+    use pulse_shared::webhook::MESSAGE_TYPES;
+    let mut rules = Vec::new();
+    for body in ["CreateWebhook", "UpdateWebhook"] {
+        rules.push((body, "name", Rule::Text(1, None, Some(name_pattern(false)))));
+        rules.push((body, "url", Rule::Text(1, Some(2048), None)));
+        rules.push((
+            body,
+            "description",
+            Rule::Text(0, Some(MAX_DESCRIPTION_CHARS), Some(NO_NUL_PATTERN.to_owned())),
+        ));
+        rules.push((body, "event_types", Rule::OneOrMoreOf(&MESSAGE_TYPES)));
+        rules.push((body, "max_attempts", Rule::Between(1.0, MAX_ATTEMPTS.into())));
+    }
+    for list in ["event_types", "sources"] {
+        rules.push((
+            "Filter",
+            list,
+            Rule::List(1, MAX_FILTER_ITEMS, 1, MAX_FILTER_ITEM_CHARS, NO_NUL_PATTERN),
+        ));
+    }
+    rules.push((
+        "RotateSecret",
+        "grace_period_secs",
+        Rule::Between(0.0, MAX_GRACE_SECS as f64),
+    ));
+    rules
 }
 
 /// Request bodies the api reads with `deny_unknown_fields`: the document says so
 /// (`additionalProperties: false`), so a client adding a field learns it from the schema.
-const CLOSED_BODIES: [&str; 14] = [
+const CLOSED_BODIES: [&str; 20] = [
     "RegisterRequest",
     "LoginRequest",
     "RefreshRequest",
@@ -468,6 +519,12 @@ const CLOSED_BODIES: [&str; 14] = [
     "UpdateMe",
     "IngestEvent",
     "IngestBatch",
+    "CreateWebhook",
+    "UpdateWebhook",
+    "Filter",
+    "RotateSecret",
+    "Recover",
+    "TestMessage",
 ];
 
 impl Modify for FieldRules {
@@ -612,7 +669,7 @@ struct ErrorBodies;
 
 /// The code an example shows for a status.
 fn example_code(status: &str, description: &str) -> &'static str {
-    const KNOWN: [&str; 21] = [
+    const KNOWN: [&str; 25] = [
         "INVALID_CREDENTIALS",
         "INVALID_REFRESH_TOKEN",
         "REFRESH_TOKEN_REUSED",
@@ -621,7 +678,11 @@ fn example_code(status: &str, description: &str) -> &'static str {
         "ALREADY_MEMBER",
         "NAME_TAKEN",
         "KEY_INACTIVE",
+        "SECRET_IN_USE",
+        "WEBHOOK_DISABLED",
+        "DELIVERY_IN_FLIGHT",
         "INVALID_FIELD",
+        "INVALID_PARAMETER",
         "INVALID_JSON",
         "INVALID_EVENT",
         "VALIDATION_FAILED",
