@@ -4,7 +4,8 @@
 //! it needs to kill one ([`TestBroker`], [`TestCluster`]), and real `pulse-*` processes it can
 //! SIGKILL or SIGTERM
 //! ([`PulseProcess`]). [`TcpProxy`] sits in front of PostgreSQL to cut the network without
-//! touching the shared server. Nothing here is a mock: every component is the real one.
+//! touching the shared server. [`Receiver`] is a real webhook receiver that verifies
+//! signatures with the `standardwebhooks` crate. Nothing here is a mock: every component is the real one.
 //!
 //! Environment: `PULSE_TEST_DATABASE_URL` (maintenance database, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `PULSE_TEST_KAFKA_BROKERS` (shared broker,
@@ -19,12 +20,14 @@ pub mod management;
 pub mod net;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 
 pub use broker::{TestBroker, TestCluster};
 pub use db::{TestDb, TestProject};
 pub use kafka::TestKafka;
 pub use process::{PulseEnv, PulseProcess};
 pub use proxy::TcpProxy;
+pub use receiver::{Behaviour, Receiver};
 
 /// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>

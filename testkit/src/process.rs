@@ -103,6 +103,14 @@ impl PulseProcess {
         Self::start_ready("pulse-worker", &["metrics"], &env, port).await
     }
 
+    /// Starts `pulse-worker notify` (webhook delivery) with its health server on a free port
+    /// and waits until it is ready.
+    pub async fn notify_worker(env: &PulseEnv) -> Self {
+        let port = free_port();
+        let env = env.clone().set("PULSE_WORKER_ADDR", &format!("127.0.0.1:{port}"));
+        Self::start_ready("pulse-worker", &["notify"], &env, port).await
+    }
+
     /// Starts `pulse-scheduler` and waits until it is ready.
     pub async fn scheduler(env: &PulseEnv) -> Self {
         let port = free_port();

@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec, Histogram,
-    IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
+    Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 use pulse_shared::metrics::{registered, BATCH_SIZE_BUCKETS, LATENCY_BUCKETS};
 

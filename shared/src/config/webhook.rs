@@ -50,19 +50,21 @@ impl WebhookConfig {
         }
         Ok(Self {
             retry_schedule: retry_schedule(
-                raw("PULSE_WEBHOOK_RETRY_SCHEDULE").as_deref().unwrap_or(DEFAULT_RETRY_SCHEDULE),
+                raw("PULSE_WEBHOOK_RETRY_SCHEDULE")
+                    .as_deref()
+                    .unwrap_or(DEFAULT_RETRY_SCHEDULE),
             )
             .map_err(|reason| ConfigError {
                 variable: "PULSE_WEBHOOK_RETRY_SCHEDULE",
                 reason,
             })?,
             disable_after: Duration::from_secs(positive("PULSE_WEBHOOK_DISABLE_AFTER_SECS", 432_000)?),
-            allow_nets: allow_nets(raw("PULSE_WEBHOOK_ALLOW_NETS").as_deref().unwrap_or("")).map_err(
-                |reason| ConfigError {
+            allow_nets: allow_nets(raw("PULSE_WEBHOOK_ALLOW_NETS").as_deref().unwrap_or("")).map_err(|reason| {
+                ConfigError {
                     variable: "PULSE_WEBHOOK_ALLOW_NETS",
                     reason,
-                },
-            )?,
+                }
+            })?,
             connect_timeout,
             timeout,
             batch_max_events: positive("PULSE_WEBHOOK_BATCH_MAX_EVENTS", 100)?,
@@ -135,7 +137,10 @@ mod tests {
     #[test]
     fn schedules_and_networks_parse_or_name_the_bad_item() {
         assert_eq!(retry_schedule(DEFAULT_RETRY_SCHEDULE).expect("default").len(), 8);
-        assert_eq!(retry_schedule(" 0, 1 ").expect("spaces"), vec![Duration::ZERO, Duration::from_secs(1)]);
+        assert_eq!(
+            retry_schedule(" 0, 1 ").expect("spaces"),
+            vec![Duration::ZERO, Duration::from_secs(1)]
+        );
         assert!(retry_schedule("1,x").expect_err("x").contains("\"x\""));
         assert!(retry_schedule("").is_err());
         assert!(retry_schedule("700000").is_err());

@@ -74,7 +74,9 @@ mod tests {
         assert!(secret.as_str().starts_with("whsec_"));
         assert_eq!(Secret::parse(secret.as_str()).expect("parses"), secret);
         assert_ne!(Secret::generate(), secret);
-        assert!(Secret::parse("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").expect_err("prefix").contains("whsec_"));
+        assert!(Secret::parse("C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .expect_err("prefix")
+            .contains("whsec_"));
         assert!(Secret::parse("whsec_!!!").expect_err("base64").contains("base64"));
         assert!(Secret::parse("whsec_c2hvcnQ=").expect_err("short").contains("24 to 64"));
         assert!(!format!("{secret:?}").contains(secret.as_str()));

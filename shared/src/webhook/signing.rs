@@ -15,7 +15,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// One `v1,…` signature of `body` sent as message `message_id` at unix second `timestamp`.
 pub fn sign(secret: &Secret, message_id: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
-    let mut mac = HmacSha256::new_from_slice(secret.bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac =
+        HmacSha256::new_from_slice(secret.bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(message_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
@@ -52,7 +53,12 @@ mod tests {
             "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
         let other = Secret::generate();
-        let header = signature_header([&secret, &other], "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1_649_367_553, body);
+        let header = signature_header(
+            [&secret, &other],
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1_649_367_553,
+            body,
+        );
         let parts: Vec<&str> = header.split(' ').collect();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");

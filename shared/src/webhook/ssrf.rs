@@ -176,14 +176,41 @@ mod tests {
     #[test]
     fn only_public_unicast_addresses_pass() {
         for refused in [
-            "0.0.0.0", "0.1.2.3", "10.0.0.1", "100.64.0.1", "100.100.100.200", "127.0.0.1", "169.254.169.254",
-            "172.16.0.1", "172.31.255.255", "192.168.1.1", "192.0.2.1", "224.0.0.1", "255.255.255.255", "::",
-            "::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a00:1", "fd00:ec2::254",
-            "fc00::1", "fe80::1", "ff02::1", "2001:db8::1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.0.0.1",
+            "100.64.0.1",
+            "100.100.100.200",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "192.0.2.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "fd00:ec2::254",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
         ] {
             assert!(!is_public(ip(refused)), "{refused} must be refused");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+        ] {
             assert!(is_public(ip(public)), "{public} is public");
         }
     }
@@ -205,11 +232,20 @@ mod tests {
             guard.check_url("http://169.254.169.254/latest/meta-data").await,
             Err(Refusal::NotPublic { .. })
         ));
-        assert!(matches!(guard.check_url("http://[::1]:8080/").await, Err(Refusal::NotPublic { .. })));
+        assert!(matches!(
+            guard.check_url("http://[::1]:8080/").await,
+            Err(Refusal::NotPublic { .. })
+        ));
         // A name that resolves to a non-public address (here through /etc/hosts).
-        assert!(matches!(guard.check_url("http://localhost:9/").await, Err(Refusal::NotPublic { .. })));
+        assert!(matches!(
+            guard.check_url("http://localhost:9/").await,
+            Err(Refusal::NotPublic { .. })
+        ));
         assert!(guard.check_url("http://1.1.1.1/hook").await.is_ok());
-        let loopback = Guard::new(vec!["127.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")]);
+        let loopback = Guard::new(vec![
+            "127.0.0.0/8".parse().expect("net"),
+            "::1/128".parse().expect("net"),
+        ]);
         assert!(loopback.check_url("http://localhost:9/").await.is_ok());
     }
 }

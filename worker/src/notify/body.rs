@@ -72,7 +72,8 @@ async fn load_events(conn: &mut AsyncPgConnection, project_id: Uuid, ids: &[Uuid
         .select(StoredEvent::as_select())
         .load(conn)
         .await?;
-    let order: std::collections::HashMap<Uuid, usize> = ids.iter().enumerate().map(|(index, id)| (*id, index)).collect();
+    let order: std::collections::HashMap<Uuid, usize> =
+        ids.iter().enumerate().map(|(index, id)| (*id, index)).collect();
     found.sort_by_key(|event| order.get(&event.id).copied().unwrap_or(usize::MAX));
     Ok(found)
 }

@@ -85,18 +85,16 @@ pub async fn run(pool: DbPool, settings: NotifySettings, sender: Sender, stop: C
         }
         let lease = Uuid::new_v4();
         let claimed = match db::connection(&pool).await {
-            Ok(mut conn) => {
-                claim(
-                    &mut conn,
-                    &in_flight.snapshot(),
-                    per_endpoint,
-                    i64::try_from(free).unwrap_or(i64::MAX),
-                    lease,
-                    lease_for,
-                )
-                .await
-                .map_err(|error| error.to_string())
-            }
+            Ok(mut conn) => claim(
+                &mut conn,
+                &in_flight.snapshot(),
+                per_endpoint,
+                i64::try_from(free).unwrap_or(i64::MAX),
+                lease,
+                lease_for,
+            )
+            .await
+            .map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
         let claimed = match claimed {
@@ -137,7 +135,10 @@ pub async fn run(pool: DbPool, settings: NotifySettings, sender: Sender, stop: C
         }
     }
     tasks.close();
-    if tokio::time::timeout(settings.shutdown_timeout, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(settings.shutdown_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("Webhook attempts still in flight at the shutdown timeout; their leases will run out and they will be sent again");
     }
 }
@@ -153,9 +154,15 @@ async fn wait(finished: &Notify, stop: &CancellationToken) {
 /// Renders, sends and records one delivery. Database trouble while rendering or recording is
 /// retried within the lease; past it the delivery is simply due again.
 async fn attempt(pool: &DbPool, sender: &Sender, policy: &Policy, delivery: &Claimed, lease: Uuid) {
-    let Some(body) = with_retries("render a webhook body", |mut conn| async move {
-        body::render(&mut conn, delivery).await.map_err(|error| error.to_string())
-    }, pool)
+    let Some(body) = with_retries(
+        "render a webhook body",
+        |mut conn| async move {
+            body::render(&mut conn, delivery)
+                .await
+                .map_err(|error| error.to_string())
+        },
+        pool,
+    )
     .await
     else {
         return;
@@ -165,14 +172,18 @@ async fn attempt(pool: &DbPool, sender: &Sender, policy: &Policy, delivery: &Cla
         .with_label_values(&[attempt.error_class.map_or("success", |class| class.as_str())])
         .inc();
     metrics::WEBHOOK_ATTEMPT_DURATION.observe(attempt.duration.as_secs_f64());
-    let recorded = with_retries("record a webhook attempt", |mut conn| {
-        let attempt = &attempt;
-        async move {
-            record(&mut conn, delivery, lease, attempt, policy)
-                .await
-                .map_err(|error| error.to_string())
-        }
-    }, pool)
+    let recorded = with_retries(
+        "record a webhook attempt",
+        |mut conn| {
+            let attempt = &attempt;
+            async move {
+                record(&mut conn, delivery, lease, attempt, policy)
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+        },
+        pool,
+    )
     .await;
     match recorded {
         Some((Recorded::Succeeded, _)) => metrics::WEBHOOK_DELIVERIES.with_label_values(&["succeeded"]).inc(),

@@ -165,9 +165,9 @@ fn expand(messages: &[Message], subscribers: &[Subscriber], batch_max_events: us
     // Per endpoint: the events it takes, and the creation time of the first message with one.
     let mut events: HashMap<Uuid, (Vec<Uuid>, DateTime<Utc>)> = HashMap::new();
     for message in messages {
-        let takers = subscribers
-            .iter()
-            .filter(|subscriber| subscriber.project_id == message.project_id && subscriber.takes(&message.message_type));
+        let takers = subscribers.iter().filter(|subscriber| {
+            subscriber.project_id == message.project_id && subscriber.takes(&message.message_type)
+        });
         if message.message_type != EVENT_CREATED {
             for subscriber in takers {
                 deliveries.push(NewDelivery::new(
@@ -217,7 +217,12 @@ fn expand(messages: &[Message], subscribers: &[Subscriber], batch_max_events: us
 mod tests {
     use super::*;
 
-    fn subscriber(project: Uuid, types: &[&str], filter_types: Option<&[&str]>, sources: Option<&[&str]>) -> Subscriber {
+    fn subscriber(
+        project: Uuid,
+        types: &[&str],
+        filter_types: Option<&[&str]>,
+        sources: Option<&[&str]>,
+    ) -> Subscriber {
         let strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
         Subscriber {
             id: Uuid::now_v7(),
@@ -248,14 +253,22 @@ mod tests {
         let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
         let messages = vec![
             events_message(project, &[(ids[0], "signup", Some("web")), (ids[1], "purchase", None)]),
-            events_message(project, &[(ids[2], "signup", Some("ios")), (ids[3], "signup", Some("web"))]),
+            events_message(
+                project,
+                &[(ids[2], "signup", Some("ios")), (ids[3], "signup", Some("web"))],
+            ),
             events_message(other_project, &[(ids[4], "signup", Some("web"))]),
         ];
         let all = subscriber(project, &[EVENT_CREATED], None, None);
         let signups_from_web = subscriber(project, &[EVENT_CREATED], Some(&["signup"]), Some(&["web"]));
         let alerts_only = subscriber(project, &["alert.fired"], None, None);
         let deliveries = expand(&messages, &[all, signups_from_web, alerts_only], 3);
-        let of = |index: usize| deliveries.iter().filter(|d| d.webhook_id == deliveries[index].webhook_id).count();
+        let of = |index: usize| {
+            deliveries
+                .iter()
+                .filter(|d| d.webhook_id == deliveries[index].webhook_id)
+                .count()
+        };
         assert_eq!(deliveries.len(), 3, "all: 4 events in chunks of 3 → 2; filtered: 1");
         assert_eq!(deliveries[0].event_ids.as_deref(), Some(&ids[..3]));
         assert_eq!(deliveries[1].event_ids.as_deref(), Some(&ids[3..4]));
@@ -278,7 +291,11 @@ mod tests {
             created_at: Utc::now(),
         };
         let taker = subscriber(project, &["webhook.disabled", EVENT_CREATED], None, None);
-        let deliveries = expand(&[message], &[taker, subscriber(project, &[EVENT_CREATED], None, None)], 100);
+        let deliveries = expand(
+            &[message],
+            &[taker, subscriber(project, &[EVENT_CREATED], None, None)],
+            100,
+        );
         assert_eq!(deliveries.len(), 1);
         assert_eq!(deliveries[0].payload, Some(serde_json::json!({"webhook_id": "x"})));
         assert_eq!(deliveries[0].event_ids, None);

@@ -32,7 +32,9 @@ use super::send::Attempt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     Succeeded,
-    Retrying { at: DateTime<Utc> },
+    Retrying {
+        at: DateTime<Utc>,
+    },
     Failed,
     /// The lease ran out before the attempt ended: another worker has the delivery.
     LeaseLost,
@@ -125,14 +127,15 @@ pub async fn record(
                 .await?;
                 false
             } else {
-                let failing_since: Option<Option<DateTime<Utc>>> = diesel::update(webhooks::table.find(delivery.webhook_id))
-                    .set(webhooks::failing_since.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
-                        "coalesce(failing_since, now())",
-                    )))
-                    .returning(webhooks::failing_since)
-                    .get_result(conn)
-                    .await
-                    .optional()?;
+                let failing_since: Option<Option<DateTime<Utc>>> =
+                    diesel::update(webhooks::table.find(delivery.webhook_id))
+                        .set(webhooks::failing_since.eq(diesel::dsl::sql::<
+                            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                        >("coalesce(failing_since, now())")))
+                        .returning(webhooks::failing_since)
+                        .get_result(conn)
+                        .await
+                        .optional()?;
                 let failing_for = failing_since
                     .flatten()
                     .map(|since| (now - since).to_std().unwrap_or(Duration::ZERO))

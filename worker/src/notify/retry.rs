@@ -29,11 +29,17 @@ mod tests {
         assert_eq!(delay(&schedule, 1, None), Duration::ZERO);
         for _ in 0..100 {
             let second = delay(&schedule, 2, None);
-            assert!(second >= Duration::from_secs(4) && second <= Duration::from_secs(6), "{second:?}");
+            assert!(
+                second >= Duration::from_secs(4) && second <= Duration::from_secs(6),
+                "{second:?}"
+            );
             let beyond = delay(&schedule, 9, None);
             assert!(beyond >= Duration::from_secs(240) && beyond <= Duration::from_secs(360));
         }
-        assert_eq!(delay(&schedule, 1, Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(
+            delay(&schedule, 1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
         assert!(delay(&schedule, 3, Some(Duration::from_secs(1))) >= Duration::from_secs(240));
     }
 }

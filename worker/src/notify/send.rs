@@ -206,7 +206,11 @@ fn headers(delivery: &Claimed, timestamp: i64, body: &[u8]) -> Result<HeaderMap,
     let previous = delivery
         .previous_secret
         .as_deref()
-        .filter(|_| delivery.previous_secret_expires_at.is_some_and(|until| until > Utc::now()))
+        .filter(|_| {
+            delivery
+                .previous_secret_expires_at
+                .is_some_and(|until| until > Utc::now())
+        })
         .and_then(|text| Secret::parse(text).ok());
     let signature = signature_header(
         std::iter::once(&current).chain(previous.as_ref()),
