@@ -877,6 +877,31 @@ mod tests {
         for status in ["413", "415", "429"] {
             assert!(register.get(status).is_some(), "register documents {status}");
         }
+        for body in ["CreateWebhook", "UpdateWebhook"] {
+            let properties = &schemas[body]["properties"];
+            assert_eq!(
+                properties["max_attempts"]["maximum"],
+                super::super::webhooks::rules::MAX_ATTEMPTS,
+                "{body}"
+            );
+            assert_eq!(
+                properties["event_types"]["items"]["enum"],
+                serde_json::json!(pulse_shared::webhook::MESSAGE_TYPES),
+                "{body}"
+            );
+        }
+        let sources = &schemas["Filter"]["properties"]["sources"];
+        assert_eq!(
+            sources["maxItems"],
+            super::super::webhooks::rules::MAX_FILTER_ITEMS,
+            "{sources}"
+        );
+        let retry =
+            &document["paths"]["/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"];
+        assert_eq!(
+            retry["post"]["responses"]["409"]["content"]["application/json"]["example"]["error"]["code"],
+            "WEBHOOK_DISABLED"
+        );
         let get_projects = &document["paths"]["/v1/projects"]["get"]["responses"];
         assert!(get_projects.get("415").is_none(), "no 415 on a route without a body");
     }

@@ -11,3 +11,4 @@ mod purge;
 mod roles;
 mod tenancy;
 mod validation;
+mod webhooks;
