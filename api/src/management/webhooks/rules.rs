@@ -4,7 +4,8 @@
 //!
 //! - `url`: http or https, at most 2048 characters, and every address its host resolves to is
 //!   public or inside `PULSE_WEBHOOK_ALLOW_NETS` (`pulse_shared::webhook::ssrf`); the worker
-//!   checks again at each attempt, since DNS can change. Stored as the URL parser writes it
+//!   checks again at each attempt, since DNS can change. Resolution waits at most
+//!   [`RESOLVE_TIMEOUT`]. Stored as the URL parser writes it
 //!   (`http://example.com` becomes `http://example.com/`).
 //! - `event_types`: a non-empty subset of `pulse_shared::webhook::MESSAGE_TYPES`, duplicates
 //!   dropped, in the order given.
@@ -82,13 +83,19 @@ pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) 
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// Longest wait for the resolver when checking a `url` (a request never hangs on DNS).
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The URL to store, or 400 `url` with the guard's reason.
 pub async fn check_url(guard: &Guard, raw: &str) -> Result<String, ApiError> {
-    guard
-        .check_url(raw.trim())
-        .await
-        .map(|url| url.as_str().to_owned())
-        .map_err(|refusal| invalid("url", refusal.to_string()))
+    match tokio::time::timeout(RESOLVE_TIMEOUT, guard.check_url(raw.trim())).await {
+        Ok(Ok(url)) => Ok(url.as_str().to_owned()),
+        Ok(Err(refusal)) => Err(invalid("url", refusal.to_string())),
+        Err(_) => Err(invalid(
+            "url",
+            format!("the url's host did not resolve within {} s", RESOLVE_TIMEOUT.as_secs()),
+        )),
+    }
 }
 
 /// At most [`MAX_DESCRIPTION_CHARS`], no NUL (PostgreSQL text cannot hold it).
