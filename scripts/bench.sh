@@ -22,6 +22,10 @@
 #   --stream-filter Q        query string of those clients                    [event_type=error&source=backend]
 #   --no-publish             PULSE_STREAM_PUBLISH=false: the worker announces nothing on the
 #                            stored-events topic (the live stream's cost, measured by difference)
+#   --webhooks N             after the scenarios, N enabled event.created webhook endpoints
+#                            (to a local pulse-bench webhook-receiver) and scenario (a)
+#                            again: the webhooks' cost, deliveries/s and accept->receipt delay [0]
+#   --webhook-dead           one of those N endpoints is dead (connection refused)
 #   --no-build               use the release binaries already built
 #   --report DIR             only print the markdown block of an earlier run (.pulse/bench/<run>)
 #
@@ -56,6 +60,8 @@ broker=kafka
 stream_clients=0
 stream_filter='event_type=error&source=backend'
 publish=true
+webhooks=0
+webhook_dead=0
 while (($#)); do
     case $1 in
         --events) events=$2; shift 2 ;;
@@ -69,13 +75,15 @@ while (($#)); do
         --stream-clients) stream_clients=$2; shift 2 ;;
         --stream-filter) stream_filter=$2; shift 2 ;;
         --no-publish) publish=false; shift ;;
+        --webhooks) webhooks=$2; shift 2 ;;
+        --webhook-dead) webhook_dead=1; shift ;;
         --no-build) build=0; shift ;;
         --report) report_dir=$2; shift 2 ;;
-        -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for n in "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
+for n in "$webhooks" "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
     [[ $n =~ ^[0-9]+$ ]] || die "options take whole numbers, got '$n'"
 done
 ((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
@@ -144,6 +152,15 @@ broker = (open(version_file).read().strip() if version_file else "") or "broker"
 print(f"- PostgreSQL {pg} ({pg_settings}); {broker}; api, worker, scheduler, broker, database and load generator all on this machine")
 if os.path.exists(os.path.join(run_dir, "stream.txt")):
     line = open(os.path.join(run_dir, "stream.txt")).read().strip()
+    if os.path.exists(os.path.join(run_dir, "webhooks.txt")):
+        hooks = load("webhooks.json")
+        text = open(os.path.join(run_dir, "webhooks.txt")).read().strip()
+        if hooks:
+            d = hooks["delay"]
+            text += (f"; the receiver got {hooks['requests']:,} requests with {hooks['events']:,} events"
+                     f" ({hooks['requests_per_s']:,.0f} deliveries/s, {hooks['events_per_s']:,.0f} events/s from first to last),"
+                     f" accept->receipt delay p50 / p99 / max {d['p50_ms']:.0f} / {d['p99_ms']:.0f} / {d['max_ms']:.0f} ms")
+        print(f"- webhooks: {text}")
     stream = load("stream.json") if os.path.exists(os.path.join(run_dir, "stream.json")) and os.path.getsize(os.path.join(run_dir, "stream.json")) else None
     if stream:
         d = stream["delay"]
@@ -164,7 +181,7 @@ print()
 
 names = ["soak"] if soak else ["batch100"] + sorted(
     (f[:-5] for f in os.listdir(run_dir) if f.startswith("single-c") and f.endswith(".json")),
-    key=lambda n: int(n[8:]))
+    key=lambda n: int(n[8:])) + (["batch100-webhooks"] if os.path.exists(os.path.join(run_dir, "batch100-webhooks.json")) else [])
 print("| scenario | accepted events/s | requests/s | API p50 / p95 / p99 / max ms | errors | stored (rows in events) | end-to-end stored events/s | ratio to COPY | accept->stored p50 / p99 ms | drain after load s |")
 print("|---|---:|---:|---|---|---:|---:|---:|---|---:|")
 for name in names:
@@ -181,20 +198,21 @@ for name in names:
 print()
 
 print("CPU over each scenario (load and drain), in cores of the 2 (from /proc; 'anything else' is other work on the machine, e.g. builds):\n")
-print("| scenario | wall s | api | worker | broker | postgres (all backends) | pulse-bench | anything else | machine busy |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| scenario | wall s | api | worker | notify worker | broker | postgres (all backends) | pulse-bench | anything else | machine busy |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
     if not os.path.exists(os.path.join(run_dir, name + ".cpu-after")):
         continue
     b, a = kv(os.path.join(run_dir, name + ".cpu-before")), kv(os.path.join(run_dir, name + ".cpu-after"))
     for snapshot in (a, b):
         snapshot.setdefault("broker", snapshot.get("tansu", 0))  # runs from before --broker
+        snapshot.setdefault("notify", 0)  # runs from before the notify worker
     user, system, wall = (float(x) for x in open(os.path.join(run_dir, name + ".time")).read().split()[-3:])
     busy = (a["busy"] - b["busy"]) / max(a["all"] - b["all"], 1) * (os.cpu_count() or 2)
     cores = lambda k: (a[k] - b[k]) / wall
     bench = (user + system) / wall
-    ours = sum(cores(k) for k in ("api", "worker", "broker", "postgres")) + bench
-    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('broker'):.2f} | {cores('postgres'):.2f} | {bench:.2f} | {max(busy - ours, 0):.2f} | {busy:.2f} |")
+    ours = sum(cores(k) for k in ("api", "worker", "notify", "broker", "postgres")) + bench
+    print(f"| {name} | {wall:.1f} | {cores('api'):.2f} | {cores('worker'):.2f} | {cores('notify'):.2f} | {cores('broker'):.2f} | {cores('postgres'):.2f} | {bench:.2f} | {max(busy - ours, 0):.2f} | {busy:.2f} |")
 print()
 
 rows = [list(map(int, line.split())) for line in open(os.path.join(run_dir, "memory.txt")) if len(line.split()) == 6]
@@ -250,6 +268,8 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 API_ADDR=127.0.0.1:$(free_port)
 WORKER_ADDR=127.0.0.1:$(free_port)
 METRICS_WORKER_ADDR=127.0.0.1:$(free_port)
+NOTIFY_WORKER_ADDR=127.0.0.1:$(free_port)
+RECEIVER_ADDR=127.0.0.1:$(free_port)
 SCHEDULER_ADDR=127.0.0.1:$(free_port)
 KAFKA_ADDR=127.0.0.1:$(free_port)
 CONTROLLER_PORT=$(free_port)
@@ -333,6 +353,8 @@ export PULSE_INGEST_RATE_LIMIT_PER_SEC=10000000
 export PULSE_READ_RATE_LIMIT_PER_SEC=100000
 export PULSE_LOG="${PULSE_LOG:-warn}"
 export PULSE_STREAM_PUBLISH="$publish"
+# Webhook endpoints of --webhooks point at a receiver on loopback.
+export PULSE_WEBHOOK_ALLOW_NETS=127.0.0.0/8
 "$BIN/pulse-api" migrate >&2 || die "pulse-api migrate failed"
 
 say "Starting pulse-api, pulse-worker (persist and metrics) and pulse-scheduler (release)" >&2
@@ -344,11 +366,15 @@ wait_http pulse-worker "http://$WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/worker.p
 # idle unless a scenario sends points.
 start metrics-worker env PULSE_WORKER_ADDR="$METRICS_WORKER_ADDR" "$BIN/pulse-worker" metrics
 wait_http pulse-worker "http://$METRICS_WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/metrics-worker.pid")" "$RUN_DIR/metrics-worker.log"
+# The notify worker (webhook delivery) too; idle until --webhooks creates endpoints.
+start notify-worker env PULSE_WORKER_ADDR="$NOTIFY_WORKER_ADDR" "$BIN/pulse-worker" notify
+wait_http pulse-worker "http://$NOTIFY_WORKER_ADDR/readyz" 90 "$(cat "$RUN_DIR/notify-worker.pid")" "$RUN_DIR/notify-worker.log"
 start scheduler "$BIN/pulse-scheduler"
 wait_http pulse-scheduler "http://$SCHEDULER_ADDR/readyz" 90 "$(cat "$RUN_DIR/scheduler.pid")" "$RUN_DIR/scheduler.log"
 API_PID=$(cat "$RUN_DIR/api.pid")
 WORKER_PID=$(cat "$RUN_DIR/worker.pid")
 BROKER_PID=$(cat "$RUN_DIR/broker.pid")
+NOTIFY_PID=$(cat "$RUN_DIR/notify-worker.pid")
 ok "api pid $API_PID, worker pid $WORKER_PID" >&2
 
 project=$("$BIN/pulse-api" admin create-project --org pulse-bench --name "bench-$run_id") \
@@ -384,7 +410,7 @@ cpu_snapshot() {
         pg=$(awk -v a="$pg" -v t="$ticks" '{ print a + ($16 + $17) / t }' "/proc/$postmaster/stat" 2>/dev/null || echo "$pg")
     fi
     read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
-    echo "api=$(proc_cpu "$API_PID") worker=$(proc_cpu "$WORKER_PID") broker=$(proc_cpu "$BROKER_PID") postgres=$pg" \
+    echo "api=$(proc_cpu "$API_PID") worker=$(proc_cpu "$WORKER_PID") notify=$(proc_cpu "$NOTIFY_PID") broker=$(proc_cpu "$BROKER_PID") postgres=$pg" \
         "busy=$((user + nice + system + irq + softirq + steal)) all=$((user + nice + system + idle + iowait + irq + softirq + steal))" >"$1"
 }
 
@@ -429,6 +455,33 @@ else
     for c in ${single_concurrency//,/ }; do
         scenario "single-c$c" --batch-size 1 --concurrency "$c" --duration "$single_seconds"
     done
+fi
+if ((webhooks > 0 && soak == 0)); then
+    say "$webhooks webhook endpoints$( ((webhook_dead)) && echo ", one dead") to pulse-bench webhook-receiver on $RECEIVER_ADDR, then scenario (a) again" >&2
+    start receiver "$BIN/pulse-bench" webhook-receiver --addr "$RECEIVER_ADDR"
+    wait_http pulse-bench "http://$RECEIVER_ADDR/stats" 30 "$(cat "$RUN_DIR/receiver.pid")" "$RUN_DIR/receiver.log"
+    dead_url="http://127.0.0.1:$(free_port)/dead"
+    for ((i = 0; i < webhooks; i++)); do
+        url="http://$RECEIVER_ADDR/hook$i"
+        ((webhook_dead && i == 0)) && url=$dead_url
+        secret="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
+        psql "$DB_URL" -qX -v ON_ERROR_STOP=1 -c "INSERT INTO webhooks (id, project_id, name, url, event_types, max_attempts, secret)
+            VALUES (gen_random_uuid(), '$project_id', 'bench $i', '$url', ARRAY['event.created'], 9, '$secret')" >&2
+    done
+    curl -fsS -X POST "http://$RECEIVER_ADDR/reset" >/dev/null
+    hooks_started=$EPOCHSECONDS
+    scenario batch100-webhooks --batch-size 100 --concurrency "$batch_concurrency" --events "$events"
+    # Drain: every delivery to the live endpoints done (bounded).
+    live="url NOT LIKE '%/dead'"
+    for ((t = 0; t < 900; t++)); do
+        left=$(psql "$DB_URL" -XAt -c "SELECT (SELECT count(*) FROM webhook_messages) + (SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' AND w.$live)")
+        [[ $left == 0 ]] && break
+        sleep 1
+    done
+    drained=$((EPOCHSECONDS - hooks_started))
+    curl -fsS "http://$RECEIVER_ADDR/stats" >"$RUN_DIR/webhooks.json"
+    counts=$(psql "$DB_URL" -XAt -c "SELECT string_agg(s || ' ' || n, ', ') FROM (SELECT CASE WHEN w.$live THEN 'live ' ELSE 'dead ' END || d.status AS s, count(*) AS n FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id GROUP BY 1 ORDER BY 1) x")
+    echo "$webhooks endpoints$( ((webhook_dead)) && echo " (one dead: connection refused)"), deliveries: $counts; all live deliveries done ${drained} s after the scenario started (outbox left: ${left})" >"$RUN_DIR/webhooks.txt"
 fi
 kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=""

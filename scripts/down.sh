@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 say "Stopping Pulse"
 # The api first, so nothing new is accepted while the workers drain.
 grace=$((${PULSE_SHUTDOWN_TIMEOUT_SECS:-30} + 10))
-for name in api worker metrics-worker scheduler; do
+for name in api worker metrics-worker notify-worker scheduler demo-receiver; do
     stop_pidfile "pulse-$name" "$PULSE_STATE_DIR/$name.pid" "$grace"
 done
 "$PULSE_ROOT/scripts/services.sh" down

@@ -7,12 +7,15 @@
 #      (under a minute), or with PULSE_BROKER=tansu the light Tansu broker (compiled, ~15 min)
 #   3. starts PostgreSQL, the broker and the SMTP sink (scripts/services.sh up)
 #   4. builds the release binaries and migrates the `pulse` database
-#   5. starts pulse-api, pulse-worker (persist), pulse-worker metrics and pulse-scheduler in the
-#      background (pids and logs in .pulse/) and waits for each /readyz
+#   5. starts pulse-api, pulse-worker (persist), pulse-worker metrics, pulse-worker notify and
+#      pulse-scheduler in the background (pids and logs in .pulse/) and waits for each /readyz
 #   6. creates a demo project, opens the live stream (SSE, curl -N), sends one event and a
 #      batch with curl, waits until the worker stored them, prints them from the `events` table
 #      and shows the three stream messages they produced; sends a named-metric point and
 #      reads it back from GET /v1/metrics/{name}/latest
+#   7. registers a demo user, creates a webhook endpoint to a local receiver
+#      (scripts/webhook-receiver.py), sends an event and shows the signed delivery the receiver
+#      got (signature checked there with Python's hmac) and the delivery log
 #
 # Any PULSE_* variable set in the environment (or in .env) is passed on; the database defaults
 # to postgres://postgres@127.0.0.1:5432/pulse. Stop everything with scripts/down.sh.
@@ -35,6 +38,12 @@ WORKER_ADDR="${PULSE_WORKER_ADDR:-127.0.0.1:9101}"
 # The metrics worker (`pulse-worker metrics`) is a second process with its own health address.
 METRICS_WORKER_ADDR="${PULSE_METRICS_WORKER_ADDR:-127.0.0.1:9103}"
 SCHEDULER_ADDR="${PULSE_SCHEDULER_ADDR:-127.0.0.1:9102}"
+# The notify worker (`pulse-worker notify`, webhook delivery) is another one.
+NOTIFY_WORKER_ADDR="${PULSE_NOTIFY_WORKER_ADDR:-127.0.0.1:9104}"
+RECEIVER_ADDR="${PULSE_DEMO_RECEIVER_ADDR:-127.0.0.1:9300}"
+# Development only: webhooks may reach loopback (the demo receiver). Production refuses every
+# non-public address unless PULSE_WEBHOOK_ALLOW_NETS lists it.
+export PULSE_WEBHOOK_ALLOW_NETS="${PULSE_WEBHOOK_ALLOW_NETS:-127.0.0.0/8,::1/128}"
 BIN_DIR="$PULSE_ROOT/target/release"
 start_all=$SECONDS
 
@@ -90,6 +99,7 @@ export PULSE_API_ADDR="$API_ADDR" PULSE_WORKER_ADDR="$WORKER_ADDR" PULSE_SCHEDUL
 start_pulse api "$API_ADDR"
 start_pulse worker "$WORKER_ADDR"
 start_pulse metrics-worker "$METRICS_WORKER_ADDR" worker metrics
+start_pulse notify-worker "$NOTIFY_WORKER_ADDR" worker notify
 start_pulse scheduler "$SCHEDULER_ADDR"
 
 say "Demo: a project and its API key"
@@ -183,6 +193,46 @@ done
 echo "\$ curl $latest -H 'Authorization: Bearer \$KEY'"
 curl -sS --fail-with-body --max-time 15 "$latest" -H "Authorization: Bearer $api_key" | jq .
 
+say "Demo: a signed webhook"
+receiver_log="$PULSE_STATE_DIR/demo-webhooks.jsonl"
+: >"$receiver_log"
+email="demo-$(date +%s)@example.com"
+echo "\$ curl -X POST $base/v1/auth/register -d '{\"email\": \"$email\", ...}'"
+session=$(curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/auth/register" -H 'Content-Type: application/json' \
+    -d "{\"email\": \"$email\", \"password\": \"demo password 1234\", \"name\": \"Demo\"}") || die "register failed"
+token=$(jq -r .access_token <<<"$session")
+org=$(jq -r .organization.id <<<"$session")
+auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
+hook_project=$(curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/projects" "${auth[@]}" \
+    -d "{\"organization_id\": \"$org\", \"name\": \"webhooks demo\"}" | jq -r .id) || die "create project failed"
+hook_key=$(curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/projects/$hook_project/api-keys" "${auth[@]}" \
+    -d '{"name": "demo"}' | jq -r .key) || die "create key failed"
+hook_body="{\"name\": \"demo receiver\", \"url\": \"http://$RECEIVER_ADDR/hooks\", \"event_types\": [\"event.created\"], \"filter\": {\"event_types\": [\"signup\"]}}"
+echo "\$ curl -X POST $base/v1/projects/$hook_project/webhooks -H 'Authorization: Bearer \$TOKEN' -d '$hook_body'"
+hook=$(curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/projects/$hook_project/webhooks" "${auth[@]}" -d "$hook_body") \
+    || die "create webhook failed"
+jq '{id, url, event_types, filter, enabled, secret}' <<<"$hook"
+hook_id=$(jq -r .id <<<"$hook")
+if pid_alive "$PULSE_STATE_DIR/demo-receiver.pid"; then stop_pidfile demo-receiver "$PULSE_STATE_DIR/demo-receiver.pid" 10; fi
+receiver_pid=$(WEBHOOK_SECRET=$(jq -r .secret <<<"$hook") start_bg demo-receiver "$PULSE_STATE_DIR/demo-receiver.log" \
+    python3 "$PULSE_ROOT/scripts/webhook-receiver.py" "$RECEIVER_ADDR" "$receiver_log")
+wait_port "demo receiver" "${RECEIVER_ADDR%:*}" "${RECEIVER_ADDR##*:}" 20 "$receiver_pid" "$PULSE_STATE_DIR/demo-receiver.log"
+curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/events/batch" -H "Authorization: Bearer $hook_key" \
+    -H 'Content-Type: application/json' \
+    -d '{"events": [{"event_type": "signup", "user_id": "user-7"}, {"event_type": "page_view", "user_id": "user-7"}]}' >/dev/null \
+    || die "POST /v1/events/batch (webhooks demo) failed"
+deadline=$((SECONDS + 60))
+until [[ -s $receiver_log ]]; do
+    ((SECONDS < deadline)) || die "no webhook arrived within 60s; see $PULSE_STATE_DIR/notify-worker.log"
+    sleep 0.5
+done
+echo "What the receiver got (the signup passed the endpoint's filter, the page_view did not):"
+head -n 1 "$receiver_log" | jq '{"webhook-id", "webhook-timestamp", "webhook-signature", signature_verified, type: .body.type, events: [.body.data.events[] | {id, event_type, user_id}]}'
+jq -e -s '.[0].signature_verified' "$receiver_log" >/dev/null || die "the webhook signature did not verify"
+echo "\$ curl $base/v1/projects/$hook_project/webhooks/$hook_id/deliveries -H 'Authorization: Bearer \$TOKEN'"
+curl -sS --fail-with-body --max-time 15 "$base/v1/projects/$hook_project/webhooks/$hook_id/deliveries" "${auth[@]}" \
+    | jq '[.data[] | {id, message_id, type, status, attempts, event_count}]'
+
 cat <<EOF
 
 Pulse is running ($(elapsed "$start_all")):
@@ -190,10 +240,11 @@ Pulse is running ($(elapsed "$start_all")):
                                               API docs /docs; /healthz /readyz /metrics)
   worker     http://$WORKER_ADDR/metrics
   metrics    http://$METRICS_WORKER_ADDR/metrics   (pulse-worker metrics: named-metric points)
+  notify     http://$NOTIFY_WORKER_ADDR/metrics   (pulse-worker notify: webhook delivery)
   scheduler  http://$SCHEDULER_ADDR/metrics
   database   $PULSE_DATABASE_URL
   kafka      $PULSE_KAFKA_BROKERS      smtp sink $SMTP_HOST:$SMTP_PORT (mails in .pulse/smtp.log)
-  logs       .pulse/api.log .pulse/worker.log .pulse/metrics-worker.log .pulse/scheduler.log
+  logs       .pulse/api.log .pulse/worker.log .pulse/metrics-worker.log .pulse/notify-worker.log .pulse/scheduler.log
 
 Demo API key (shown once, also saved in .pulse/demo-project.json):
   $api_key

@@ -10,6 +10,8 @@
 //!   `--idle --api-pid PID`: live-stream clients (delay, or the api's memory per connection)
 //! * `pulse-bench metrics --url URL --api-key KEY [--points 200000] [--batch-size 500]
 //!   [--concurrency 8] [--series 100] [--latest-rounds 500] [--database-url URL --project-id ID]`
+//! * `pulse-bench webhook-receiver --addr 127.0.0.1:PORT`: answers webhooks 200, counts them and
+//!   times each event from acceptance to receipt (`GET /stats`, `POST /reset`)
 //!
 //! Method and recorded results: `bench/RESULTS.md`; the full measured run: `scripts/bench.sh`.
 
@@ -21,6 +23,7 @@ mod parse;
 mod payload;
 mod persisted;
 mod queries;
+mod receiver;
 mod report;
 mod stream;
 
@@ -67,6 +70,15 @@ enum Command {
     /// Named metrics: ingest rate (and, with --database-url, storage rate) and `latest`
     /// latency; prints one JSON line.
     Metrics(MetricsArgs),
+    /// Receive webhooks: count them and time each event from acceptance (GET /stats).
+    WebhookReceiver(ReceiverArgs),
+}
+
+#[derive(Args)]
+struct ReceiverArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:9200")]
+    addr: String,
 }
 
 #[derive(Args)]
@@ -279,6 +291,7 @@ fn main() -> Result<()> {
                 println!("{line}");
                 Ok(())
             }
+            Command::WebhookReceiver(args) => receiver::run(&args.addr).await,
             Command::Metrics(args) => {
                 let report = metrics::run(metrics::Plan {
                     url: args.url.trim_end_matches('/').to_owned(),

@@ -36,7 +36,7 @@ pub struct Received {
     /// For each secret the receiver knows, in order: whether `standardwebhooks` verified the
     /// request with it alone.
     pub verified: Vec<bool>,
-    /// What the receiver answered.
+    /// What the receiver answered (0: not yet, or never for a client that went away).
     pub answered: u16,
     pub at: Instant,
     pub headers: Vec<(String, String)>,
@@ -183,16 +183,17 @@ async fn handle(request: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mut
                 .is_ok()
         })
         .collect();
+    // A slow answer is recorded as 0 (no answer yet) until it is sent: a client that gave up
+    // (or died) meanwhile never got one.
     let answered = match &behaviour {
-        Behaviour::Accept | Behaviour::Slow(_) => 200,
+        Behaviour::Accept => 200,
+        Behaviour::Slow(_) => 0,
         Behaviour::Status(status, _) => *status,
         Behaviour::Redirect(_) => 307,
     };
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .received
-        .push(Received {
+    let index = {
+        let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.received.push(Received {
             path: request.path().to_owned(),
             webhook_id: header(request.headers(), "webhook-id"),
             timestamp: header(request.headers(), "webhook-timestamp"),
@@ -208,11 +209,14 @@ async fn handle(request: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mut
                 .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_owned()))
                 .collect(),
         });
+        state.received.len() - 1
+    };
     let status = actix_web::http::StatusCode::from_u16(answered).unwrap_or(actix_web::http::StatusCode::OK);
     match behaviour {
         Behaviour::Accept => HttpResponse::Ok().body("ok"),
         Behaviour::Slow(wait) => {
             tokio::time::sleep(wait).await;
+            state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).received[index].answered = 200;
             HttpResponse::Ok().body("ok, slowly")
         }
         Behaviour::Status(_, retry_after) => {

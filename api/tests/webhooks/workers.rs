@@ -92,3 +92,58 @@ async fn a_dead_endpoint_does_not_hold_up_a_live_one() {
         "at most PULSE_WEBHOOK_ENDPOINT_CONCURRENCY attempts at once, saw {in_flight}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_notify_worker_loses_nothing() {
+    let mut stack = WebhookStack::start(
+        &[
+            ("PULSE_WEBHOOK_TIMEOUT_SECS", "2"),
+            ("PULSE_WEBHOOK_CONNECT_TIMEOUT_SECS", "1"),
+        ],
+        0,
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.set_behaviour(Behaviour::Slow(Duration::from_secs(60)));
+    let (webhook, secret) = stack
+        .create_webhook(json!({"name": "survivor", "url": receiver.url("/s"), "event_types": ["event.created"]}))
+        .await;
+    receiver.set_secrets(&[&secret]);
+
+    // No notify worker yet: the message waits in the outbox.
+    let batch = events(4, "signup", "web");
+    stack.ingest(&batch).await;
+    stack.stack.db.wait_for_events(stack.project, 4, PATIENCE).await;
+    let client = stack.stack.db.client().await;
+    let waiting: i64 = client
+        .query_one(
+            "SELECT count(*) FROM webhook_messages WHERE project_id = $1",
+            &[&stack.project],
+        )
+        .await
+        .expect("outbox")
+        .get(0);
+    assert_eq!(waiting, 1, "the persist transaction wrote the message");
+
+    // A worker takes it, sends, and is killed while the receiver holds the request.
+    let env = stack.stack.env.clone();
+    stack.add_notify(&env).await;
+    let first = eventually(PATIENCE, || async { receiver.received().into_iter().next() })
+        .await
+        .expect("the first attempt reaches the receiver");
+    stack.notify[0].kill();
+    receiver.set_behaviour(Behaviour::Accept);
+    stack.add_notify(&env).await;
+
+    // The lease runs out and the other worker sends the same message again.
+    stack.wait_all(webhook, "succeeded", 1).await;
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.len(), 1, "one successful delivery");
+    assert_eq!(accepted[0].webhook_id, first.webhook_id, "the same webhook-id");
+    assert_eq!(accepted[0].raw_body, first.raw_body, "the same body");
+    assert_eq!(accepted[0].verified, vec![true]);
+    assert_eq!(ids(&accepted[0].events()), ids(&batch));
+    let log = stack.attempts(webhook).await;
+    assert_eq!(log.len(), 1, "the killed worker recorded nothing: {log:?}");
+    assert_eq!(log[0].2, Some(200));
+}

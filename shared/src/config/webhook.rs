@@ -1,5 +1,6 @@
-//! Signed webhooks: `PULSE_WEBHOOK_*` (`pulse-api` reads the SSRF allow-list and the secret
-//! grace period; `pulse-worker notify` reads all of them).
+//! Signed webhooks: `PULSE_WEBHOOK_*`, read whole by `pulse-api` (which uses the SSRF
+//! allow-list, the secret grace period and the default `max_attempts`) and by
+//! `pulse-worker notify` (which uses all of them), so a bad value stops either at start.
 
 use std::time::Duration;
 

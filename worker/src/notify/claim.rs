@@ -35,6 +35,7 @@ picked AS (
         LIMIT greatest($3 - coalesce(f.n, 0), 0)
     ) due
     WHERE w.enabled
+      AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = w.project_id AND p.deleted_at IS NOT NULL)
     ORDER BY due.next_attempt_at
     LIMIT $4
 ),

@@ -6,7 +6,8 @@
 //! that pass its filter (`event_types`, `sources`), in outbox order, in deliveries of at most
 //! `PULSE_WEBHOOK_BATCH_MAX_EVENTS`. Rounds run every `PULSE_WEBHOOK_BATCH_DELAY_MS`, so events
 //! of one window travel together instead of one request per event. Other messages give one
-//! delivery per endpoint subscribed to their type, carrying the message's payload.
+//! delivery per endpoint subscribed to their type, carrying the message's payload. Endpoints of
+//! disabled endpoints and of deleted projects (waiting for the purge) get nothing.
 
 use std::collections::HashMap;
 
@@ -15,7 +16,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use pulse_shared::schema::{webhook_deliveries, webhooks};
+use pulse_shared::schema::{projects, webhook_deliveries, webhooks};
 use pulse_shared::webhook::{message_id, EVENT_CREATED};
 use uuid::Uuid;
 
@@ -137,8 +138,10 @@ pub async fn round(conn: &mut AsyncPgConnection, max_messages: i64, batch_max_ev
             projects.sort_unstable();
             projects.dedup();
             let subscribers: Vec<Subscriber> = webhooks::table
+                .inner_join(projects::table)
                 .filter(webhooks::project_id.eq_any(&projects))
                 .filter(webhooks::enabled.eq(true))
+                .filter(projects::deleted_at.is_null())
                 .select(Subscriber::as_select())
                 .load(conn)
                 .await?;

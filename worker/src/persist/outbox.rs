@@ -24,7 +24,7 @@ WITH batch AS (
 ),
 subscribed AS (
     SELECT DISTINCT w.project_id
-    FROM webhooks w
+    FROM webhooks w JOIN projects p ON p.id = w.project_id AND p.deleted_at IS NULL
     WHERE w.project_id IN (SELECT DISTINCT project_id FROM batch)
       AND w.enabled AND $5 = ANY (w.event_types)
 )
