@@ -86,6 +86,11 @@ CREATE TABLE webhook_deliveries (
 -- Claims look for due deliveries endpoint by endpoint, so a dead endpoint's backlog never
 -- hides a live endpoint's deliveries.
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
+-- A delivery row is updated twice per attempt (claim, outcome) and its event ids never
+-- change: kept out of line (uncompressed, so reading them back is cheap), those updates
+-- rewrite a small row and leave the ids where they are.
+ALTER TABLE webhook_deliveries ALTER COLUMN event_ids SET STORAGE EXTERNAL;
+ALTER TABLE webhook_deliveries SET (toast_tuple_target = 128);
 CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id, id DESC);
 CREATE INDEX webhook_deliveries_project_idx ON webhook_deliveries (project_id, id DESC);
 

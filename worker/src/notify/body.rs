@@ -7,6 +7,13 @@
 //! hold ids, not copies: ten endpoints do not store every event ten more times). An event
 //! purged by retention before its delivery is left out; the delivery's `event_count` still
 //! says how many it was made with.
+//!
+//! Endpoints without filters get the same chunks of ids (fan-out cuts every endpoint's list
+//! at the same places), so the rendered event list is kept for a minute in a cache keyed by
+//! the project and the ids ([`Renderer`]): ten endpoints cost one read of the events, not ten.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
@@ -15,6 +22,7 @@ use pulse_shared::schema::{event_ids, events};
 use pulse_shared::stored_event::StoredEvent;
 use pulse_shared::webhook::EVENT_CREATED;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::claim::Claimed;
@@ -27,21 +35,71 @@ struct Body<'a, T: Serialize> {
     data: T,
 }
 
-#[derive(Serialize)]
-struct Events {
-    events: Vec<StoredEvent>,
+/// The rendered `[event, …]` lists of recent deliveries, shared by the endpoints that get
+/// the same chunk.
+#[derive(Clone)]
+pub struct Renderer {
+    events: moka::future::Cache<(Uuid, Vec<Uuid>), Arc<RawValue>>,
 }
 
-/// The body's bytes.
-pub async fn render(conn: &mut AsyncPgConnection, delivery: &Claimed) -> QueryResult<Vec<u8>> {
-    if delivery.message_type == EVENT_CREATED {
-        let ids = delivery.event_ids.as_deref().unwrap_or_default();
-        let events = load_events(conn, delivery.project_id, ids).await?;
-        Ok(encode(&delivery.message_type, delivery.created_at, Events { events }))
-    } else {
-        let data = delivery.payload.clone().unwrap_or(serde_json::Value::Null);
-        Ok(encode(&delivery.message_type, delivery.created_at, data))
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new(64 * 1024 * 1024, Duration::from_secs(60))
     }
+}
+
+impl Renderer {
+    /// At most `max_bytes` of rendered lists, each kept `ttl`.
+    pub fn new(max_bytes: u64, ttl: Duration) -> Self {
+        Self {
+            events: moka::future::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|key: &(Uuid, Vec<Uuid>), value: &Arc<RawValue>| {
+                    u32::try_from(value.get().len() + key.1.len() * 16).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// The body's bytes.
+    pub async fn render(&self, conn: &mut AsyncPgConnection, delivery: &Claimed) -> QueryResult<Vec<u8>> {
+        if delivery.message_type != EVENT_CREATED {
+            let data = delivery.payload.clone().unwrap_or(serde_json::Value::Null);
+            return Ok(encode(&delivery.message_type, delivery.created_at, data));
+        }
+        let ids = delivery.event_ids.clone().unwrap_or_default();
+        let key = (delivery.project_id, ids);
+        let list = match self.events.get(&key).await {
+            Some(list) => list,
+            None => {
+                let events = load_events(conn, delivery.project_id, &key.1).await?;
+                // Serializing stored events cannot fail.
+                let list: Arc<RawValue> = serde_json::value::to_raw_value(&events)
+                    .unwrap_or_else(|_| empty_list())
+                    .into();
+                self.events.insert(key, list.clone()).await;
+                list
+            }
+        };
+        Ok(encode(&delivery.message_type, delivery.created_at, EventList(&list)))
+    }
+}
+
+/// `{"events": [...]}` with the list already rendered.
+struct EventList<'a>(&'a RawValue);
+
+impl Serialize for EventList<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("events", &self.0)?;
+        map.end()
+    }
+}
+
+fn empty_list() -> Box<RawValue> {
+    RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| unreachable!("[] is JSON"))
 }
 
 fn encode<T: Serialize>(message_type: &str, created_at: DateTime<Utc>, data: T) -> Vec<u8> {

@@ -75,6 +75,7 @@ pub async fn run(pool: DbPool, settings: NotifySettings, sender: Sender, stop: C
         disable_after: webhook.disable_after,
     });
     let lease_for = webhook.timeout + LEASE_MARGIN;
+    let renderer = body::Renderer::default();
     let per_endpoint = i64::try_from(webhook.endpoint_concurrency).unwrap_or(i64::MAX);
     let mut failures = Backoff::new(Duration::from_secs(5));
     while !stop.is_cancelled() {
@@ -115,15 +116,16 @@ pub async fn run(pool: DbPool, settings: NotifySettings, sender: Sender, stop: C
             };
             in_flight.add(delivery.webhook_id);
             metrics::WEBHOOK_IN_FLIGHT.inc();
-            let (pool, sender, policy, in_flight, finished) = (
+            let (pool, sender, renderer, policy, in_flight, finished) = (
                 pool.clone(),
                 sender.clone(),
+                renderer.clone(),
                 policy.clone(),
                 in_flight.clone(),
                 finished.clone(),
             );
             tasks.spawn(async move {
-                attempt(&pool, &sender, &policy, &delivery, lease).await;
+                attempt(&pool, &sender, &renderer, &policy, &delivery, lease).await;
                 in_flight.remove(delivery.webhook_id);
                 metrics::WEBHOOK_IN_FLIGHT.dec();
                 drop(slot);
@@ -153,11 +155,19 @@ async fn wait(finished: &Notify, stop: &CancellationToken) {
 
 /// Renders, sends and records one delivery. Database trouble while rendering or recording is
 /// retried within the lease; past it the delivery is simply due again.
-async fn attempt(pool: &DbPool, sender: &Sender, policy: &Policy, delivery: &Claimed, lease: Uuid) {
+async fn attempt(
+    pool: &DbPool,
+    sender: &Sender,
+    renderer: &body::Renderer,
+    policy: &Policy,
+    delivery: &Claimed,
+    lease: Uuid,
+) {
     let Some(body) = with_retries(
         "render a webhook body",
         |mut conn| async move {
-            body::render(&mut conn, delivery)
+            renderer
+                .render(&mut conn, delivery)
                 .await
                 .map_err(|error| error.to_string())
         },

@@ -2,7 +2,7 @@
 //! health, in one transaction, and only while the attempt's lease is still held (otherwise the
 //! lease ran out and another worker owns the delivery now; nothing is written).
 //!
-//! - 2xx: `succeeded`; the endpoint's `failing_since` is cleared.
+//! - 2xx: `succeeded`; the endpoint's `failing_since` is cleared (one statement).
 //! - 410 Gone: `failed`, and the endpoint is disabled.
 //! - any other failure: `pending` again at the retry schedule's next time ([`retry::delay`]),
 //!   or `failed` once `max_attempts` attempts were made; the endpoint's `failing_since` is set
@@ -73,6 +73,9 @@ pub async fn record(
             at: now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
         }
     };
+    if attempt.succeeded() {
+        return record_success(conn, delivery, lease, attempt, attempts_made).await;
+    }
     conn.transaction(|conn| {
         async move {
             let (status, next, completed) = match &outcome {
@@ -116,26 +119,23 @@ pub async fn record(
                 ))
                 .execute(conn)
                 .await?;
-            let disabled = if attempt.succeeded() {
+            let disabled = {
+                // Written only when it starts failing: a dead endpoint's every failure does
+                // not rewrite its row.
                 diesel::update(
                     webhooks::table
                         .filter(webhooks::id.eq(delivery.webhook_id))
-                        .filter(webhooks::failing_since.is_not_null()),
+                        .filter(webhooks::failing_since.is_null()),
                 )
-                .set(webhooks::failing_since.eq(None::<DateTime<Utc>>))
+                .set(webhooks::failing_since.eq(now))
                 .execute(conn)
                 .await?;
-                false
-            } else {
-                let failing_since: Option<Option<DateTime<Utc>>> =
-                    diesel::update(webhooks::table.find(delivery.webhook_id))
-                        .set(webhooks::failing_since.eq(diesel::dsl::sql::<
-                            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-                        >("coalesce(failing_since, now())")))
-                        .returning(webhooks::failing_since)
-                        .get_result(conn)
-                        .await
-                        .optional()?;
+                let failing_since: Option<Option<DateTime<Utc>>> = webhooks::table
+                    .find(delivery.webhook_id)
+                    .select(webhooks::failing_since)
+                    .first(conn)
+                    .await
+                    .optional()?;
                 let failing_for = failing_since
                     .flatten()
                     .map(|since| (now - since).to_std().unwrap_or(Duration::ZERO))
@@ -160,6 +160,62 @@ pub async fn record(
         .scope_boxed()
     })
     .await
+}
+
+/// A success in one statement (the hot path: one round trip, no explicit transaction): the
+/// delivery done, its attempt logged, the endpoint's `failing_since` cleared if set. Parameters:
+/// delivery, lease, attempts made, attempted at, status, attempt id, duration, body.
+const RECORD_SUCCESS: &str = r#"
+WITH done AS (
+    UPDATE webhook_deliveries
+    SET status = 'succeeded', attempts = $3, next_attempt_at = NULL, lease = NULL,
+        last_attempt_at = $4, last_response_status = $5, last_error = NULL, completed_at = now()
+    WHERE id = $1 AND lease = $2 AND status = 'pending'
+    RETURNING id, webhook_id
+),
+logged AS (
+    INSERT INTO webhook_attempts (id, delivery_id, webhook_id, attempt, attempted_at, duration_ms,
+                                  response_status, response_body)
+    SELECT $6, id, webhook_id, $3, $4, $7, $5, $8 FROM done
+),
+healthy AS (
+    UPDATE webhooks SET failing_since = NULL
+    WHERE id = (SELECT webhook_id FROM done) AND failing_since IS NOT NULL
+)
+SELECT count(*) AS recorded FROM done
+"#;
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    recorded: i64,
+}
+
+async fn record_success(
+    conn: &mut AsyncPgConnection,
+    delivery: &Claimed,
+    lease: Uuid,
+    attempt: &Attempt,
+    attempts_made: i32,
+) -> QueryResult<(Recorded, bool)> {
+    use diesel::sql_types::{Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    let count: Count = diesel::sql_query(RECORD_SUCCESS)
+        .bind::<SqlUuid, _>(delivery.id)
+        .bind::<SqlUuid, _>(lease)
+        .bind::<Int4, _>(attempts_made)
+        .bind::<Timestamptz, _>(attempt.attempted_at)
+        .bind::<Nullable<Int4>, _>(attempt.response_status.map(i32::from))
+        .bind::<SqlUuid, _>(Uuid::now_v7())
+        .bind::<Int4, _>(i32::try_from(attempt.duration.as_millis()).unwrap_or(i32::MAX))
+        .bind::<Nullable<Text>, _>(attempt.response_body.as_deref())
+        .get_result(conn)
+        .await?;
+    let outcome = if count.recorded == 0 {
+        Recorded::LeaseLost
+    } else {
+        Recorded::Succeeded
+    };
+    Ok((outcome, false))
 }
 
 /// Disables an enabled endpoint; returns whether it was enabled.
