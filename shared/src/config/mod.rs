@@ -63,8 +63,8 @@
 //! | `PULSE_WEBHOOK_ALLOW_NETS` | (empty) | networks (`127.0.0.0/8,10.1.0.0/16`) webhook URLs may resolve into although not public; everything private, loopback, link-local, multicast or unspecified is refused otherwise |
 //! | `PULSE_WEBHOOK_CONNECT_TIMEOUT_SECS` | `5` | connect timeout of a webhook attempt |
 //! | `PULSE_WEBHOOK_TIMEOUT_SECS` | `15` | longest whole webhook attempt |
-//! | `PULSE_WEBHOOK_BATCH_MAX_EVENTS` | `100` | most events in one `event.created` delivery |
-//! | `PULSE_WEBHOOK_BATCH_DELAY_MS` | `200` | how often the outbox is expanded into deliveries (events of one window travel together) |
+//! | `PULSE_WEBHOOK_BATCH_MAX_EVENTS` | `500` | most events in one `event.created` delivery (a few hundred KB; every delivery costs a durable database write per attempt, so fewer larger ones keep up with busy projects) |
+//! | `PULSE_WEBHOOK_BATCH_DELAY_MS` | `500` | how often the outbox is expanded into deliveries (events of one window travel together) |
 //! | `PULSE_WEBHOOK_ENDPOINT_CONCURRENCY` | `4` | attempts in flight to one endpoint per worker process |
 //! | `PULSE_WEBHOOK_CONCURRENCY` | `64` | attempts in flight per worker process |
 //! | `PULSE_WEBHOOK_SECRET_GRACE_SECS` | `86400` | how long the previous secret keeps signing after a rotation |

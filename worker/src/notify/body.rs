@@ -62,26 +62,28 @@ impl Renderer {
         }
     }
 
-    /// The body's bytes.
-    pub async fn render(&self, conn: &mut AsyncPgConnection, delivery: &Claimed) -> QueryResult<Vec<u8>> {
+    /// The body's bytes. Endpoints asking for the same list at once wait for one read.
+    pub async fn render(&self, conn: &mut AsyncPgConnection, delivery: &Claimed) -> Result<Vec<u8>, String> {
         if delivery.message_type != EVENT_CREATED {
             let data = delivery.payload.clone().unwrap_or(serde_json::Value::Null);
             return Ok(encode(&delivery.message_type, delivery.created_at, data));
         }
         let ids = delivery.event_ids.clone().unwrap_or_default();
         let key = (delivery.project_id, ids);
-        let list = match self.events.get(&key).await {
-            Some(list) => list,
-            None => {
-                let events = load_events(conn, delivery.project_id, &key.1).await?;
+        let project_id = delivery.project_id;
+        let ids = key.1.clone();
+        let list = self
+            .events
+            .try_get_with(key, async move {
+                let events = load_events(conn, project_id, &ids).await?;
                 // Serializing stored events cannot fail.
                 let list: Arc<RawValue> = serde_json::value::to_raw_value(&events)
                     .unwrap_or_else(|_| empty_list())
                     .into();
-                self.events.insert(key, list.clone()).await;
-                list
-            }
-        };
+                Ok::<_, diesel::result::Error>(list)
+            })
+            .await
+            .map_err(|error| error.to_string())?;
         Ok(encode(&delivery.message_type, delivery.created_at, EventList(&list)))
     }
 }

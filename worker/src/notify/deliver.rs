@@ -166,10 +166,7 @@ async fn attempt(
     let Some(body) = with_retries(
         "render a webhook body",
         |mut conn| async move {
-            renderer
-                .render(&mut conn, delivery)
-                .await
-                .map_err(|error| error.to_string())
+            renderer.render(&mut conn, delivery).await
         },
         pool,
     )
