@@ -26,6 +26,8 @@
 #                            (to a local pulse-bench webhook-receiver) and scenario (a)
 #                            again: the webhooks' cost, deliveries/s and accept->receipt delay [0]
 #   --webhook-dead           one of those N endpoints is dead (connection refused)
+#   --webhook-rate R         then a paced run at R events/s for 30 s with the same endpoints:
+#                            the accept->receipt delay at a rate they keep up with   [2000]
 #   --no-build               use the release binaries already built
 #   --report DIR             only print the markdown block of an earlier run (.pulse/bench/<run>)
 #
@@ -62,6 +64,7 @@ stream_filter='event_type=error&source=backend'
 publish=true
 webhooks=0
 webhook_dead=0
+webhook_rate=2000
 while (($#)); do
     case $1 in
         --events) events=$2; shift 2 ;;
@@ -77,13 +80,14 @@ while (($#)); do
         --no-publish) publish=false; shift ;;
         --webhooks) webhooks=$2; shift 2 ;;
         --webhook-dead) webhook_dead=1; shift ;;
+        --webhook-rate) webhook_rate=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         --report) report_dir=$2; shift 2 ;;
-        -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for n in "$webhooks" "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
+for n in "$webhooks" "$webhook_rate" "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
     [[ $n =~ ^[0-9]+$ ]] || die "options take whole numbers, got '$n'"
 done
 ((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
@@ -161,6 +165,12 @@ if os.path.exists(os.path.join(run_dir, "stream.txt")):
                      f" ({hooks['requests_per_s']:,.0f} deliveries/s, {hooks['events_per_s']:,.0f} events/s from first to last),"
                      f" accept->receipt delay p50 / p99 / max {d['p50_ms']:.0f} / {d['p99_ms']:.0f} / {d['max_ms']:.0f} ms")
         print(f"- webhooks: {text}")
+        paced = load("webhooks-paced.json")
+        if paced:
+            d = paced["delay"]
+            print(f"- webhooks, paced scenario: the receiver got {paced['requests']:,} requests with {paced['events']:,} events"
+                  f" ({paced['requests_per_s']:,.0f} deliveries/s), accept->receipt delay p50 / p99 / max"
+                  f" {d['p50_ms']:.0f} / {d['p99_ms']:.0f} / {d['max_ms']:.0f} ms")
     stream = load("stream.json") if os.path.exists(os.path.join(run_dir, "stream.json")) and os.path.getsize(os.path.join(run_dir, "stream.json")) else None
     if stream:
         d = stream["delay"]
@@ -181,7 +191,7 @@ print()
 
 names = ["soak"] if soak else ["batch100"] + sorted(
     (f[:-5] for f in os.listdir(run_dir) if f.startswith("single-c") and f.endswith(".json")),
-    key=lambda n: int(n[8:])) + (["batch100-webhooks"] if os.path.exists(os.path.join(run_dir, "batch100-webhooks.json")) else [])
+    key=lambda n: int(n[8:])) + [n for n in ("batch100-webhooks", "paced-webhooks") if os.path.exists(os.path.join(run_dir, n + ".json"))]
 print("| scenario | accepted events/s | requests/s | API p50 / p95 / p99 / max ms | errors | stored (rows in events) | end-to-end stored events/s | ratio to COPY | accept->stored p50 / p99 ms | drain after load s |")
 print("|---|---:|---:|---|---|---:|---:|---:|---|---:|")
 for name in names:
@@ -482,6 +492,15 @@ if ((webhooks > 0 && soak == 0)); then
     curl -fsS "http://$RECEIVER_ADDR/stats" >"$RUN_DIR/webhooks.json"
     counts=$(psql "$DB_URL" -XAt -c "SELECT string_agg(s || ' ' || n, ', ') FROM (SELECT CASE WHEN w.$live THEN 'live ' ELSE 'dead ' END || d.status AS s, count(*) AS n FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id GROUP BY 1 ORDER BY 1) x")
     echo "$webhooks endpoints$( ((webhook_dead)) && echo " (one dead: connection refused)"), deliveries: $counts; all live deliveries done ${drained} s after the scenario started (outbox left: ${left})" >"$RUN_DIR/webhooks.txt"
+    # The delay at a rate the endpoints keep up with.
+    curl -fsS -X POST "http://$RECEIVER_ADDR/reset" >/dev/null
+    scenario paced-webhooks --batch-size 100 --concurrency 4 --duration 30 --rate "$webhook_rate"
+    for ((t = 0; t < 300; t++)); do
+        left=$(psql "$DB_URL" -XAt -c "SELECT (SELECT count(*) FROM webhook_messages) + (SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' AND w.$live)")
+        [[ $left == 0 ]] && break
+        sleep 1
+    done
+    curl -fsS "http://$RECEIVER_ADDR/stats" >"$RUN_DIR/webhooks-paced.json"
 fi
 kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=""

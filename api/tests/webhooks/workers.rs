@@ -50,14 +50,14 @@ async fn two_notify_workers_deliver_each_message_once() {
 async fn a_dead_endpoint_does_not_hold_up_a_live_one() {
     let stack = WebhookStack::start(
         &[
-            ("PULSE_WEBHOOK_TIMEOUT_SECS", "30"),
+            ("PULSE_WEBHOOK_TIMEOUT_SECS", "90"),
             ("PULSE_WEBHOOK_CONNECT_TIMEOUT_SECS", "5"),
         ],
         1,
     )
     .await;
     let hanging = Receiver::start().await;
-    hanging.set_behaviour(Behaviour::Slow(Duration::from_secs(120)));
+    hanging.set_behaviour(Behaviour::Slow(Duration::from_secs(300)));
     let live = Receiver::start().await;
     let (dead_id, _) = stack
         .create_webhook(json!({"name": "hanging", "url": hanging.url("/h"), "event_types": ["event.created"]}))
