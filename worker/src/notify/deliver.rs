@@ -165,9 +165,7 @@ async fn attempt(
 ) {
     let Some(body) = with_retries(
         "render a webhook body",
-        |mut conn| async move {
-            renderer.render(&mut conn, delivery).await
-        },
+        |mut conn| async move { renderer.render(&mut conn, delivery).await },
         pool,
     )
     .await
