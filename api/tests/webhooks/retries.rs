@@ -189,3 +189,38 @@ async fn retry_after_pushes_the_next_attempt_back() {
         "Retry-After: 120 honoured over the 1 s schedule, got {wait_secs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_for_too_long_is_disabled() {
+    // Every attempt fails; after PULSE_WEBHOOK_DISABLE_AFTER_SECS of failures it is disabled.
+    let stack = WebhookStack::start(&[("PULSE_WEBHOOK_DISABLE_AFTER_SECS", "2")], 1).await;
+    let failing = Receiver::start().await;
+    failing.set_behaviour(Behaviour::Status(500, None));
+    let (webhook, _) = stack
+        .create_webhook(
+            json!({"name": "failing", "url": failing.url("/f"), "event_types": ["event.created"], "max_attempts": 50}),
+        )
+        .await;
+    stack.ingest(&events(1, "signup", "web")).await;
+    let endpoint = eventually(PATIENCE, || async {
+        let endpoint = stack
+            .call(Method::GET, &stack.webhook_path(webhook), None)
+            .await
+            .expect(200, "endpoint");
+        (endpoint["enabled"] == false).then_some(endpoint)
+    })
+    .await
+    .expect("the endpoint is disabled");
+    assert!(
+        endpoint["disabled_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("every attempt failed")),
+        "{endpoint}"
+    );
+    assert!(endpoint["failing_since"].is_string(), "{endpoint}");
+    // Its delivery stopped pending: failed, to be recovered once the endpoint is enabled again.
+    stack.wait_all(webhook, "failed", 1).await;
+    let attempts = stack.attempts(webhook).await;
+    assert!(attempts.len() >= 2, "it kept trying until then: {attempts:?}");
+    assert!(attempts.iter().all(|(_, _, status, _)| *status == Some(500)));
+}
