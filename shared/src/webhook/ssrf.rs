@@ -65,28 +65,29 @@ impl Guard {
 
     /// Parses `text` and checks every address its host resolves to.
     pub async fn check_url(&self, text: &str) -> Result<Url, Refusal> {
-        let url = Self::parse_url(text)?;
-        let port = url.port_or_known_default().unwrap_or(443);
-        match url.host() {
-            Some(Host::Ipv4(ip)) => self.check_ip(&url, IpAddr::V4(ip))?,
-            Some(Host::Ipv6(ip)) => self.check_ip(&url, IpAddr::V6(ip))?,
-            Some(Host::Domain(domain)) => {
-                self.resolve(domain, port).await?;
-            }
-            None => return Err(Refusal::BadUrl("url has no host".into())),
+        let url = self.parse_checking_literal(text)?;
+        if let Some(Host::Domain(domain)) = url.host() {
+            self.resolve(domain, url.port_or_known_default().unwrap_or(443)).await?;
         }
         Ok(url)
     }
 
-    fn check_ip(&self, url: &Url, ip: IpAddr) -> Result<(), Refusal> {
-        if self.allows(ip) {
-            Ok(())
-        } else {
-            Err(Refusal::NotPublic {
+    /// Parses `text` and refuses it if its host is an address that is not allowed; a host
+    /// name is left to [`Guard::resolve`] (the worker's client resolves through it).
+    pub fn parse_checking_literal(&self, text: &str) -> Result<Url, Refusal> {
+        let url = Self::parse_url(text)?;
+        let literal = match url.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal.filter(|ip| !self.allows(*ip)) {
+            return Err(Refusal::NotPublic {
                 host: url.host_str().unwrap_or_default().to_owned(),
                 ip,
-            })
+            });
         }
+        Ok(url)
     }
 
     /// Resolves `host` and returns its addresses if every one is allowed.

@@ -9,7 +9,6 @@
 //! grace period). The response body is kept up to 4 KB for the attempt log.
 
 use std::error::Error as StdError;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,6 @@ use pulse_shared::webhook::signing::signature_header;
 use pulse_shared::webhook::ssrf::{Guard, Refusal};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use url::Host;
 
 use super::claim::Claimed;
 
@@ -130,7 +128,7 @@ impl Sender {
             response_body: None,
             retry_after: None,
         };
-        let url = match self.checked_url(&delivery.url) {
+        let url = match self.guard.parse_checking_literal(&delivery.url) {
             Ok(url) => url,
             Err(refusal) => {
                 let class = match refusal {
@@ -167,24 +165,6 @@ impl Sender {
             response_body,
             retry_after,
         }
-    }
-
-    /// The URL, refused if it names a non-public address literally (names are checked by the
-    /// resolver when connecting).
-    fn checked_url(&self, text: &str) -> Result<url::Url, Refusal> {
-        let url = Guard::parse_url(text)?;
-        let literal = match url.host() {
-            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal.filter(|ip| !self.guard.allows(*ip)) {
-            return Err(Refusal::NotPublic {
-                host: url.host_str().unwrap_or_default().to_owned(),
-                ip,
-            });
-        }
-        Ok(url)
     }
 }
 
