@@ -8,7 +8,8 @@ use pulse_api::admin;
 use pulse_api::cli::{AdminCommand, Cli, Command};
 use pulse_api::serve::{self, ServeConfig};
 use pulse_shared::config::{
-    self, ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, LogConfig, QueryConfig, StreamConfig, WebhookConfig,
+    self, AlertConfig, ApiConfig, AuthConfig, DatabaseConfig, EmailConfig, KafkaConfig, LogConfig, QueryConfig,
+    StreamConfig, WebhookConfig,
 };
 use pulse_shared::{db, telemetry};
 
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
             query: config::or_exit(QueryConfig::from_env()),
             stream: config::or_exit(StreamConfig::from_env()),
             webhook: config::or_exit(WebhookConfig::from_env()),
+            alert: config::or_exit(AlertConfig::from_env()),
+            email: config::or_exit(EmailConfig::from_env()),
         }),
         Command::Migrate | Command::Admin { .. } => None,
     };

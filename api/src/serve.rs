@@ -20,7 +20,8 @@ use std::time::Duration;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 use pulse_shared::config::{
-    ApiConfig, AuthConfig, DatabaseConfig, KafkaConfig, QueryConfig, StreamConfig, WebhookConfig,
+    AlertConfig, ApiConfig, AuthConfig, DatabaseConfig, EmailConfig, KafkaConfig, QueryConfig, StreamConfig,
+    WebhookConfig,
 };
 use pulse_shared::db;
 use pulse_shared::kafka::probe::KafkaProbe;
@@ -52,6 +53,10 @@ pub struct ServeConfig {
     pub stream: StreamConfig,
     /// The SSRF allow-list, the default `max_attempts` and the secret grace period.
     pub webhook: WebhookConfig,
+    /// The default alert rule's threshold.
+    pub alert: AlertConfig,
+    /// Links and message ids of the mail the api writes (password resets).
+    pub email: EmailConfig,
 }
 
 /// Runs the api until a signal, then drains. Errors are start-up failures.
@@ -64,6 +69,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         query,
         stream,
         webhook,
+        alert,
+        email,
     } = config;
     let stop = shutdown::on_signal();
     metrics::init();
@@ -99,7 +106,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     ));
     let readiness_data = web::Data::new(readiness.clone());
     let management = web::Data::new(
-        ManagementState::new(pool.clone(), &auth_config, Some(state.auth.evictor())).with_webhooks(&webhook),
+        ManagementState::new(pool.clone(), &auth_config, Some(state.auth.evictor()))
+            .with_webhooks(&webhook)
+            .with_alerts_and_mail(&alert, &email),
     );
     let queries = web::Data::new(QueryState::new(query));
     let resumer = Resumer::new(

@@ -44,6 +44,7 @@ fn auth_config() -> AuthConfig {
         login_rate_per_min_account: 1000,
         default_ingest_rate_per_sec: 1000,
         rotation_grace: Duration::from_secs(60),
+        password_reset_ttl: Duration::from_secs(3600),
     }
 }
 

@@ -180,6 +180,7 @@ diesel::table! {
         sources -> Nullable<Array<Nullable<Text>>>,
         payload -> Nullable<Jsonb>,
         created_at -> Timestamptz,
+        webhook_ids -> Nullable<Array<Uuid>>,
     }
 }
 
@@ -220,6 +221,94 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    alert_rules (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        name -> Text,
+        enabled -> Bool,
+        kind -> Text,
+        filter_event_type -> Nullable<Text>,
+        filter_source -> Nullable<Text>,
+        filter_status -> Nullable<Text>,
+        window_s -> Int4,
+        op -> Text,
+        threshold -> Float8,
+        min_events -> Int4,
+        cooldown_s -> Int4,
+        renotify_s -> Int4,
+        emails -> Array<Text>,
+        webhook_ids -> Array<Uuid>,
+        notify_owners -> Bool,
+        next_evaluation_at -> Timestamptz,
+        last_evaluated_at -> Nullable<Timestamptz>,
+        last_observed -> Nullable<Float8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    alert_incidents (id) {
+        id -> Uuid,
+        rule_id -> Uuid,
+        project_id -> Uuid,
+        state -> Text,
+        rule_name -> Text,
+        kind -> Text,
+        op -> Text,
+        threshold -> Float8,
+        window_s -> Int4,
+        observed -> Float8,
+        last_observed -> Float8,
+        started_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        notifications -> Int4,
+        last_notified_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_messages (id) {
+        id -> Uuid,
+        project_id -> Nullable<Uuid>,
+        kind -> Text,
+        message_id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        lease -> Nullable<Uuid>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    email_attempts (id) {
+        id -> Uuid,
+        email_id -> Uuid,
+        attempt -> Int4,
+        attempted_at -> Timestamptz,
+        duration_ms -> Int4,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    password_resets (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -228,6 +317,10 @@ diesel::joinable!(api_keys -> projects (project_id));
 diesel::joinable!(webhooks -> projects (project_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+diesel::joinable!(alert_rules -> projects (project_id));
+diesel::joinable!(alert_incidents -> alert_rules (rule_id));
+diesel::joinable!(email_attempts -> email_messages (email_id));
+diesel::joinable!(password_resets -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     projects,
@@ -244,5 +337,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     webhook_messages,
     webhook_deliveries,
-    webhook_attempts
+    webhook_attempts,
+    alert_rules,
+    alert_incidents,
+    email_messages,
+    email_attempts,
+    password_resets
 );

@@ -34,7 +34,7 @@ pub(crate) mod webhooks;
 use std::time::Duration;
 
 use actix_web::web;
-use pulse_shared::config::{AuthConfig, WebhookConfig};
+use pulse_shared::config::{AlertConfig, AuthConfig, EmailConfig, WebhookConfig};
 use pulse_shared::db::{DbConn, DbPool};
 
 use crate::auth::KeyEvictor;
@@ -53,6 +53,32 @@ pub struct ManagementState {
     pub key_cache: Option<KeyEvictor>,
     /// What the webhook routes need of `PULSE_WEBHOOK_*`: the SSRF guard and the defaults.
     pub webhooks: webhooks::Settings,
+    /// The default alert rule of a new project fires above this many errors per 5 minutes
+    /// (`PULSE_ALERT_ERROR_THRESHOLD`).
+    pub default_error_threshold: u32,
+    /// What mail written by the api (password resets) needs: links and message ids.
+    pub mail: MailSettings,
+    /// How long a password-reset token stays valid.
+    pub password_reset_ttl: Duration,
+}
+
+/// What the api needs of `PULSE_SMTP_FROM` and `PULSE_PUBLIC_URL` to write mail into the outbox
+/// (the notify worker sends it).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// Base of the links in mail, without a trailing slash.
+    pub public_url: String,
+    /// The domain of `Message-ID`s.
+    pub message_id_domain: String,
+}
+
+impl MailSettings {
+    pub fn new(config: &EmailConfig) -> Self {
+        Self {
+            public_url: config.public_url.clone(),
+            message_id_domain: pulse_shared::email::from_domain(&config.from).to_owned(),
+        }
+    }
 }
 
 impl ManagementState {
@@ -69,7 +95,21 @@ impl ManagementState {
             rotation_grace: config.rotation_grace,
             key_cache,
             webhooks: webhooks::Settings::new(&WebhookConfig::default()),
+            default_error_threshold: AlertConfig::default().default_error_threshold,
+            mail: MailSettings {
+                public_url: "http://127.0.0.1:8080".into(),
+                message_id_domain: "localhost".into(),
+            },
+            password_reset_ttl: config.password_reset_ttl,
         }
+    }
+
+    /// The same state with `PULSE_ALERT_*` and the mail settings read from the environment
+    /// (`new` starts from their defaults).
+    pub fn with_alerts_and_mail(mut self, alert: &AlertConfig, email: &EmailConfig) -> Self {
+        self.default_error_threshold = alert.default_error_threshold;
+        self.mail = MailSettings::new(email);
+        self
     }
 
     /// The same state with the webhook settings read from `PULSE_WEBHOOK_*` (`new` starts from

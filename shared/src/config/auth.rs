@@ -1,4 +1,4 @@
-//! Accounts, sessions and limits of the api: `PULSE_JWT_SECRET`, token lifetimes, login and ingest rate limits, key rotation (`pulse-api`).
+//! Accounts, sessions and limits of the api: `PULSE_JWT_SECRET`, token lifetimes, login and ingest rate limits, key rotation, password resets (`pulse-api`).
 
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub struct AuthConfig {
     pub default_ingest_rate_per_sec: u32,
     /// Default grace period of a rotated API key.
     pub rotation_grace: Duration,
+    /// How long a password-reset token stays valid.
+    pub password_reset_ttl: Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -36,6 +38,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("login_rate_per_min_account", &self.login_rate_per_min_account)
             .field("default_ingest_rate_per_sec", &self.default_ingest_rate_per_sec)
             .field("rotation_grace", &self.rotation_grace)
+            .field("password_reset_ttl", &self.password_reset_ttl)
             .finish()
     }
 }
@@ -68,6 +71,7 @@ impl AuthConfig {
                 24 * 3600,
                 "a number of seconds",
             )?),
+            password_reset_ttl: Duration::from_secs(positive("PULSE_PASSWORD_RESET_TTL_SECS", 3600)?),
         })
     }
 }

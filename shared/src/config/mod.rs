@@ -2,7 +2,7 @@
 //! place (an optional `.env` file in the working directory is loaded first).
 //!
 //! Each area has its own struct with the default beside the field, in a file of its own
-//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `query.rs`, `stream.rs`, `webhook.rs`, `worker.rs`,
+//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `alert.rs`, `email.rs`, `query.rs`, `stream.rs`, `webhook.rs`, `worker.rs`,
 //! `scheduler.rs`);
 //! this file holds the variable table below (the one list of every `PULSE_*` variable, which
 //! `scripts/check-docs.py` compares with README.md) and the readers they share. Every value is validated
@@ -68,11 +68,23 @@
 //! | `PULSE_WEBHOOK_ENDPOINT_CONCURRENCY` | `4` | attempts in flight to one endpoint per worker process |
 //! | `PULSE_WEBHOOK_CONCURRENCY` | `64` | attempts in flight per worker process |
 //! | `PULSE_WEBHOOK_SECRET_GRACE_SECS` | `86400` | how long the previous secret keeps signing after a rotation |
+//! | `PULSE_SMTP_URL` | `smtp://127.0.0.1:2525` | SMTP server of outgoing mail: `smtp://[user:password@]host[:port]`, `?tls=required` for STARTTLS (`opportunistic`: when offered), `smtps://` for TLS from the start |
+//! | `PULSE_SMTP_FROM` | `Pulse <pulse@localhost>` | `From` header of outgoing mail |
+//! | `PULSE_PUBLIC_URL` | `http://127.0.0.1:8080` | base URL of the api, for the links mail carries |
+//! | `PULSE_EMAIL_RETRY_SCHEDULE` | `5,30,60,300,600,1800,3600,3600,3600,3600,3600,3600,3600` | seconds before each retry of an email (the webhook schedule's format, ±20 % jitter); after the last the message is failed |
+//! | `PULSE_EMAIL_TIMEOUT_SECS` | `30` | longest SMTP conversation of one message |
+//! | `PULSE_EMAIL_CONCURRENCY` | `8` | emails in flight per worker process |
+//! | `PULSE_ALERT_EVAL_INTERVAL_MS` | `2000` | how often each enabled alert rule is evaluated |
+//! | `PULSE_ALERT_EVAL_BATCH` | `200` | alert rules one worker claims per evaluation round |
+//! | `PULSE_ALERT_ERROR_THRESHOLD` | `10` | the default rule of a new project fires above this many `status: error` events per 5 minutes, mailed to the owners |
+//! | `PULSE_PASSWORD_RESET_TTL_SECS` | `3600` | how long a password-reset token stays valid |
 //! | `PULSE_SCHEDULER_ADDR` | `127.0.0.1:9102` | scheduler health and metrics address |
 
+mod alert;
 mod api;
 mod auth;
 mod database;
+mod email;
 mod kafka;
 mod log;
 mod query;
@@ -81,9 +93,11 @@ mod stream;
 mod webhook;
 mod worker;
 
+pub use alert::AlertConfig;
 pub use api::ApiConfig;
 pub use auth::{AuthConfig, MIN_JWT_SECRET_BYTES};
 pub use database::DatabaseConfig;
+pub use email::EmailConfig;
 pub use kafka::KafkaConfig;
 pub use log::{LogConfig, LogFormat};
 pub use query::QueryConfig;

@@ -15,14 +15,18 @@ use uuid::Uuid;
 /// Message types an endpoint can subscribe to (`event_types`).
 pub const MESSAGE_TYPES: [&str; 6] = [
     EVENT_CREATED,
-    "alert.fired",
-    "alert.resolved",
+    ALERT_FIRED,
+    ALERT_RESOLVED,
     "monitor.down",
     "monitor.up",
     WEBHOOK_DISABLED,
 ];
 /// New events; `data.events` carries them as `GET /v1/events/{id}` shows them.
 pub const EVENT_CREATED: &str = "event.created";
+/// An alert rule's incident opened (and, with `renotify_s`, is still open: `data.reminder`).
+pub const ALERT_FIRED: &str = "alert.fired";
+/// An alert rule's incident ended; `data` adds `resolved_at` and `duration_s`.
+pub const ALERT_RESOLVED: &str = "alert.resolved";
 /// An endpoint of the project was disabled (410 Gone, or failing for too long).
 pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
 /// What `POST …/webhooks/{id}/test` sends; not subscribable, sent to the one endpoint.
