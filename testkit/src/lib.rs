@@ -5,7 +5,7 @@
 //! SIGKILL or SIGTERM
 //! ([`PulseProcess`]). [`TcpProxy`] sits in front of PostgreSQL to cut the network without
 //! touching the shared server. [`Receiver`] is a real webhook receiver that verifies
-//! signatures with the `standardwebhooks` crate. Nothing here is a mock: every component is the real one.
+//! signatures with the `standardwebhooks` crate, [`SmtpCapture`] a real SMTP server (aiosmtpd) keeping what it accepts. Nothing here is a mock: every component is the real one.
 //!
 //! Environment: `PULSE_TEST_DATABASE_URL` (maintenance database, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `PULSE_TEST_KAFKA_BROKERS` (shared broker,
@@ -21,6 +21,7 @@ pub mod net;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
+pub mod smtp;
 
 pub use broker::{TestBroker, TestCluster};
 pub use db::{TestDb, TestProject};
@@ -28,6 +29,7 @@ pub use kafka::TestKafka;
 pub use process::{PulseEnv, PulseProcess};
 pub use proxy::TcpProxy;
 pub use receiver::{Behaviour, Receiver};
+pub use smtp::{Captured, SmtpCapture};
 
 /// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
