@@ -5,8 +5,9 @@
 //!   `<prefix>events.stored` for the api's live streams;
 //! - `metrics`: the same for named-metric points from `<prefix>metrics` (group
 //!   `PULSE_WORKER_METRICS_GROUP`), with their latest rows and per-minute rollups;
-//! - `notify`: no consumer group yet: expands the webhook outbox the persist worker writes
-//!   and delivers signed webhooks (docs/webhooks.md); any number of processes share the work.
+//! - `notify`: no consumer group: expands the webhook outbox the persist worker writes and
+//!   delivers signed webhooks (docs/webhooks.md), evaluates alert rules and sends the email
+//!   outbox (docs/alerts.md); any number of processes share the work through PostgreSQL.
 //!
 //! How and why: docs/worker.md. The consumer roles are [`kafka::pipeline::Handler`]s on the same
 //! loop. `pulse-worker` with no role stays `persist`, so existing deployments keep their
@@ -17,7 +18,7 @@
 //!   in-flight queue and ordered offset storing, the idle watch;
 //! - [`persist`]: the persist group's handler — decode, batch, write with retries, SQL, DLQ;
 //! - [`metric_points`]: the metrics group's handler — decode, write with retries, SQL;
-//! - [`notify`]: the notify role — outbox fan-out, claims, signing, sending, attempt log;
+//! - [`notify`]: the notify role — webhook fan-out and delivery, alert evaluation, email;
 //! - [`metrics`], [`error`]: Prometheus series, the error type.
 //!
 //! Start-up (migrations, topics, waiting for PostgreSQL and the broker until shutdown) and the
@@ -32,7 +33,9 @@ pub mod persist;
 
 use std::str::FromStr;
 
-use pulse_shared::config::{ConfigError, DatabaseConfig, KafkaConfig, StreamConfig, WebhookConfig, WorkerConfig};
+use pulse_shared::config::{
+    AlertConfig, ConfigError, DatabaseConfig, EmailConfig, KafkaConfig, StreamConfig, WebhookConfig, WorkerConfig,
+};
 use pulse_shared::db;
 use pulse_shared::kafka::admin;
 use pulse_shared::kafka::probe::KafkaProbe;
@@ -59,7 +62,7 @@ pub enum Role {
     Persist,
     /// Stores named-metric points (group `PULSE_WORKER_METRICS_GROUP`, default `pulse-metrics`).
     Metrics,
-    /// Delivers webhooks from the outbox (no consumer group).
+    /// Delivers webhooks, evaluates alert rules, sends email (no consumer group).
     Notify,
 }
 
@@ -84,6 +87,8 @@ pub struct Settings {
     pub worker: WorkerConfig,
     pub stream: StreamConfig,
     pub webhook: WebhookConfig,
+    pub email: EmailConfig,
+    pub alert: AlertConfig,
 }
 
 impl Settings {
@@ -94,6 +99,8 @@ impl Settings {
             worker: WorkerConfig::from_env()?,
             stream: StreamConfig::from_env()?,
             webhook: WebhookConfig::from_env()?,
+            email: EmailConfig::from_env()?,
+            alert: AlertConfig::from_env()?,
         })
     }
 }
@@ -129,6 +136,8 @@ pub async fn run(settings: Settings, role: Role, stop: CancellationToken) -> Res
         Role::Notify => {
             let notify = notify::NotifySettings {
                 webhook: settings.webhook.clone(),
+                email: settings.email.clone(),
+                alert: settings.alert.clone(),
                 shutdown_timeout: settings.worker.shutdown_timeout,
             };
             notify::run(pool, notify, stop).await

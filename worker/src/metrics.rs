@@ -189,6 +189,41 @@ pub static WEBHOOK_DELIVERIES_CREATED: LazyLock<IntCounter> = LazyLock::new(|| {
     ))
 });
 
+/// Email attempts by outcome (`success`, `failure`).
+pub static EMAIL_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_email_attempts_total",
+        "SMTP attempts by outcome (success, failure)",
+        &["outcome"]
+    ))
+});
+
+/// Email messages finished, by result (`sent`, `failed`).
+pub static EMAIL_MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_email_messages_total",
+        "Email messages finished, by result (sent, failed)",
+        &["result"]
+    ))
+});
+
+/// Alert rules evaluated.
+pub static ALERT_EVALUATIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(register_int_counter!(
+        "pulse_alert_evaluations_total",
+        "Alert rule evaluations"
+    ))
+});
+
+/// Alert incidents changed by this process, by change (`fired`, `reminded`, `resolved`).
+pub static ALERT_INCIDENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(register_int_counter_vec!(
+        "pulse_alert_incidents_total",
+        "Alert incidents opened, re-notified and resolved by this process",
+        &["change"]
+    ))
+});
+
 pub fn init() {
     LazyLock::force(&EVENTS_CONSUMED);
     LazyLock::force(&EVENTS_PERSISTED);

@@ -158,7 +158,11 @@ async fn roles_decide_who_may_do_what() {
     let gone = stack.get(&format!("/v1/projects/{project}"), &owner.access).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "no longer a member");
     let left = stack.get(&format!("/v1/organizations/{org}"), &owner.access).await;
-    assert_eq!(left.status, StatusCode::NOT_FOUND, "an organization one left is not found");
+    assert_eq!(
+        left.status,
+        StatusCode::NOT_FOUND,
+        "an organization one left is not found"
+    );
     let members = stack
         .get(&format!("/v1/organizations/{org}/members"), &other.access)
         .await

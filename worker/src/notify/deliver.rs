@@ -73,6 +73,7 @@ pub async fn run(pool: DbPool, settings: NotifySettings, sender: Sender, stop: C
     let policy = Arc::new(Policy {
         retry_schedule: webhook.retry_schedule.clone(),
         disable_after: webhook.disable_after,
+        mail: super::alerts::Mail::new(&settings.email),
     });
     let lease_for = webhook.timeout + LEASE_MARGIN;
     let renderer = body::Renderer::default();

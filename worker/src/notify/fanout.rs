@@ -6,8 +6,9 @@
 //! that pass its filter (`event_types`, `sources`), in outbox order, in deliveries of at most
 //! `PULSE_WEBHOOK_BATCH_MAX_EVENTS`. Rounds run every `PULSE_WEBHOOK_BATCH_DELAY_MS`, so events
 //! of one window travel together instead of one request per event. Other messages give one
-//! delivery per endpoint subscribed to their type, carrying the message's payload. Endpoints of
-//! disabled endpoints and of deleted projects (waiting for the purge) get nothing.
+//! delivery per endpoint subscribed to their type, carrying the message's payload, or, when
+//! the message names its endpoints (an alert rule's channels), one per named endpoint. Disabled
+//! endpoints and those of deleted projects (waiting for the purge) get nothing.
 
 use std::collections::HashMap;
 
@@ -26,7 +27,7 @@ DELETE FROM webhook_messages
 WHERE id IN (
     SELECT id FROM webhook_messages ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-RETURNING id, project_id, type AS message_type, event_ids, event_types, sources, payload, created_at
+RETURNING id, project_id, type AS message_type, event_ids, event_types, sources, payload, created_at, webhook_ids
 "#;
 
 #[derive(QueryableByName, Debug)]
@@ -48,6 +49,21 @@ struct Message {
     payload: Option<serde_json::Value>,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
+    /// For named endpoints only (an alert rule's channels), whatever they subscribe to.
+    #[diesel(sql_type = Nullable<Array<SqlUuid>>)]
+    webhook_ids: Option<Vec<Uuid>>,
+}
+
+impl Message {
+    /// Whether `subscriber` gets this message: one of the named endpoints, or (no names) an
+    /// endpoint of the project subscribed to its type.
+    fn reaches(&self, subscriber: &Subscriber) -> bool {
+        subscriber.project_id == self.project_id
+            && match &self.webhook_ids {
+                Some(named) => named.contains(&subscriber.id),
+                None => subscriber.takes(&self.message_type),
+            }
+    }
 }
 
 /// What fan-out needs of an endpoint.
@@ -168,9 +184,7 @@ fn expand(messages: &[Message], subscribers: &[Subscriber], batch_max_events: us
     // Per endpoint: the events it takes, and the creation time of the first message with one.
     let mut events: HashMap<Uuid, (Vec<Uuid>, DateTime<Utc>)> = HashMap::new();
     for message in messages {
-        let takers = subscribers.iter().filter(|subscriber| {
-            subscriber.project_id == message.project_id && subscriber.takes(&message.message_type)
-        });
+        let takers = subscribers.iter().filter(|subscriber| message.reaches(subscriber));
         if message.message_type != EVENT_CREATED {
             for subscriber in takers {
                 deliveries.push(NewDelivery::new(
@@ -246,6 +260,7 @@ mod tests {
             sources: Some(events.iter().map(|event| event.2.map(str::to_owned)).collect()),
             payload: None,
             created_at: Utc::now(),
+            webhook_ids: None,
         }
     }
 
@@ -292,6 +307,7 @@ mod tests {
             sources: None,
             payload: Some(serde_json::json!({"webhook_id": "x"})),
             created_at: Utc::now(),
+            webhook_ids: None,
         };
         let taker = subscriber(project, &["webhook.disabled", EVENT_CREATED], None, None);
         let deliveries = expand(
@@ -302,5 +318,27 @@ mod tests {
         assert_eq!(deliveries.len(), 1);
         assert_eq!(deliveries[0].payload, Some(serde_json::json!({"webhook_id": "x"})));
         assert_eq!(deliveries[0].event_ids, None);
+    }
+
+    #[test]
+    fn a_message_naming_endpoints_goes_to_those_alone_whatever_they_subscribe_to() {
+        let project = Uuid::now_v7();
+        let named = subscriber(project, &[EVENT_CREATED], None, None);
+        let subscribed_but_not_named = subscriber(project, &["alert.fired"], None, None);
+        let message = Message {
+            id: Uuid::now_v7(),
+            project_id: project,
+            message_type: "alert.fired".into(),
+            event_ids: None,
+            event_types: None,
+            sources: None,
+            payload: Some(serde_json::json!({"alert_id": "a"})),
+            created_at: Utc::now(),
+            webhook_ids: Some(vec![named.id]),
+        };
+        let named_id = named.id;
+        let deliveries = expand(&[message], &[named, subscribed_but_not_named], 100);
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].webhook_id, named_id);
     }
 }

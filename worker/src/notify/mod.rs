@@ -1,18 +1,24 @@
-//! The notify role (`pulse-worker notify`): signed webhooks from the durable outbox. Two loops
-//! per process, any number of processes:
+//! The notify role (`pulse-worker notify`): signed webhooks from the durable outbox, alert
+//! rules, and email. Four loops per process, any number of processes:
 //! - fan-out ([`fanout`]): every `PULSE_WEBHOOK_BATCH_DELAY_MS`, outbox messages become one
 //!   delivery per subscribed endpoint (`event.created` batched per endpoint);
 //! - delivery ([`deliver`]): due deliveries are claimed ([`claim`]), their body rendered
 //!   ([`body`]), signed and sent ([`send`]), and the attempt recorded ([`record`]), with the
-//!   retry schedule of [`retry`].
+//!   retry schedule of [`retry`];
+//! - alerts ([`alerts`]): due rules are claimed, evaluated over their window, and incidents
+//!   opened and resolved, their notices written to the email and webhook outboxes in the same
+//!   transaction;
+//! - email ([`email`]): the email outbox is claimed, sent with lettre, and each attempt logged.
 //!
 //! Every hand-over goes through PostgreSQL with `FOR UPDATE SKIP LOCKED`, so workers share the
 //! work without coordinating and a killed one loses nothing: its messages stay in the outbox,
 //! its leases run out. The design and the guarantees are in docs/webhooks.md.
 
+pub mod alerts;
 pub mod body;
 pub mod claim;
 pub mod deliver;
+pub mod email;
 pub mod fanout;
 pub mod record;
 pub mod retry;
@@ -21,7 +27,7 @@ pub mod send;
 use std::time::Duration;
 
 use pulse_shared::backoff::{sleep_unless_stopped, Backoff};
-use pulse_shared::config::WebhookConfig;
+use pulse_shared::config::{AlertConfig, EmailConfig, WebhookConfig};
 use pulse_shared::db::{self, DbPool};
 use tokio_util::sync::CancellationToken;
 
@@ -34,15 +40,27 @@ const FANOUT_MESSAGES: i64 = 500;
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
     pub webhook: WebhookConfig,
+    pub email: EmailConfig,
+    pub alert: AlertConfig,
     pub shutdown_timeout: Duration,
 }
 
-/// Runs fan-out and delivery until `stop`.
+/// Runs fan-out, delivery, alert evaluation and email until `stop`.
 pub async fn run(pool: DbPool, settings: NotifySettings, stop: CancellationToken) -> crate::Result<()> {
     let sender = send::Sender::new(&settings.webhook).map_err(|error| crate::Error::Setup(error.to_string()))?;
+    let mailer = email::send::Mailer::new(&settings.email).map_err(crate::Error::Setup)?;
     let fanout = tokio::spawn(run_fanout(pool.clone(), settings.webhook.clone(), stop.clone()));
+    let mail = tokio::spawn(email::run(pool.clone(), settings.email.clone(), mailer, stop.clone()));
+    let evaluation = tokio::spawn(alerts::run(
+        pool.clone(),
+        settings.alert.clone(),
+        alerts::Mail::new(&settings.email),
+        stop.clone(),
+    ));
     deliver::run(pool, settings, sender, stop).await;
     let _ = fanout.await;
+    let _ = mail.await;
+    let _ = evaluation.await;
     Ok(())
 }
 

@@ -11,7 +11,8 @@
 //!
 //! Disabling an endpoint fails its pending deliveries that are not in flight (so `recover`
 //! re-sends them once it is enabled again) and writes a `webhook.disabled` message to the
-//! outbox for the project's other endpoints that take it (and a warning in the log).
+//! outbox for the project's other endpoints that take it, and an email to the owners of the
+//! project's organization, in the same transaction (and a warning in the log).
 
 use std::time::Duration;
 
@@ -24,7 +25,9 @@ use pulse_shared::webhook::{outbox, WEBHOOK_DISABLED};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::alerts::Mail;
 use super::claim::Claimed;
+use super::email::compose::{self, DisabledEndpoint};
 use super::retry;
 use super::send::Attempt;
 
@@ -45,6 +48,8 @@ pub enum Recorded {
 pub struct Policy {
     pub retry_schedule: Vec<Duration>,
     pub disable_after: Duration,
+    /// For the notice to the owners when an endpoint is disabled.
+    pub mail: Mail,
 }
 
 /// Records `attempt` of `delivery` made under `lease`; returns the delivery's new state and
@@ -151,7 +156,7 @@ pub async fn record(
                     None
                 };
                 match reason {
-                    Some(reason) => disable(conn, delivery.webhook_id, &reason).await?,
+                    Some(reason) => disable(conn, delivery.webhook_id, &reason, &policy.mail).await?,
                     None => false,
                 }
             };
@@ -219,7 +224,7 @@ async fn record_success(
 }
 
 /// Disables an enabled endpoint; returns whether it was enabled.
-async fn disable(conn: &mut AsyncPgConnection, webhook_id: Uuid, reason: &str) -> QueryResult<bool> {
+async fn disable(conn: &mut AsyncPgConnection, webhook_id: Uuid, reason: &str, mail: &Mail) -> QueryResult<bool> {
     let now = Utc::now();
     let endpoint: Option<(Uuid, String, String)> = diesel::update(
         webhooks::table
@@ -267,6 +272,15 @@ async fn disable(conn: &mut AsyncPgConnection, webhook_id: Uuid, reason: &str) -
         "disabled_at": now,
     });
     outbox::enqueue(conn, project_id, WEBHOOK_DISABLED, &payload).await?;
+    let notice = DisabledEndpoint {
+        project_id,
+        webhook_id,
+        name: &name,
+        url: &url,
+        reason,
+        disabled_at: now,
+    };
+    compose::webhook_disabled(conn, &notice, mail).await?;
     tracing::warn!(%webhook_id, %project_id, reason, "Webhook endpoint disabled");
     Ok(true)
 }
