@@ -28,6 +28,11 @@
 #   --webhook-dead           one of those N endpoints is dead (connection refused)
 #   --webhook-rate R         then a paced run at R events/s for 30 s with the same endpoints:
 #                            the accept->receipt delay at a rate they keep up with   [2000]
+#   --alert-rules N          after the scenarios, N enabled alert rules on the project (count,
+#                            error_ratio and absent over the generator's event types and
+#                            sources, none breached) and scenario (a) again: their cost on
+#                            persist; then the delay from a breaching event's acceptance to
+#                            its email's arrival at a local SMTP capture server, 20 samples [0]
 #   --no-build               use the release binaries already built
 #   --report DIR             only print the markdown block of an earlier run (.pulse/bench/<run>)
 #
@@ -63,6 +68,7 @@ stream_clients=0
 stream_filter='event_type=error&source=backend'
 publish=true
 webhooks=0
+alert_rules=0
 webhook_dead=0
 webhook_rate=2000
 while (($#)); do
@@ -79,6 +85,7 @@ while (($#)); do
         --stream-filter) stream_filter=$2; shift 2 ;;
         --no-publish) publish=false; shift ;;
         --webhooks) webhooks=$2; shift 2 ;;
+        --alert-rules) alert_rules=$2; shift 2 ;;
         --webhook-dead) webhook_dead=1; shift ;;
         --webhook-rate) webhook_rate=$2; shift 2 ;;
         --no-build) build=0; shift ;;
@@ -87,7 +94,7 @@ while (($#)); do
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for n in "$webhooks" "$webhook_rate" "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
+for n in "$webhooks" "$alert_rules" "$webhook_rate" "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
     [[ $n =~ ^[0-9]+$ ]] || die "options take whole numbers, got '$n'"
 done
 ((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
@@ -179,6 +186,8 @@ if os.path.exists(os.path.join(run_dir, "stream.txt")):
                  f" accept->client delay p50 / p99 / max {d['p50_ms']:.0f} / {d['p99_ms']:.0f} / {d['max_ms']:.0f} ms,"
                  f" {stream['dropped_notices']} dropped")
     print(f"- live stream: {line}")
+if os.path.exists(os.path.join(run_dir, "alerts.txt")):
+    print(f"- alert rules: {open(os.path.join(run_dir, 'alerts.txt')).read().strip()}")
 if os.path.exists(os.path.join(run_dir, "rollups.txt")):
     print(f"- rollups at the end: {open(os.path.join(run_dir, 'rollups.txt')).read().strip() or '?'}")
 print()
@@ -191,7 +200,7 @@ print()
 
 names = ["soak"] if soak else ["batch100"] + sorted(
     (f[:-5] for f in os.listdir(run_dir) if f.startswith("single-c") and f.endswith(".json")),
-    key=lambda n: int(n[8:])) + [n for n in ("batch100-webhooks", "paced-webhooks") if os.path.exists(os.path.join(run_dir, n + ".json"))]
+    key=lambda n: int(n[8:])) + [n for n in ("batch100-webhooks", "paced-webhooks", "batch100-alerts") if os.path.exists(os.path.join(run_dir, n + ".json"))]
 print("| scenario | accepted events/s | requests/s | API p50 / p95 / p99 / max ms | errors | stored (rows in events) | end-to-end stored events/s | ratio to COPY | accept->stored p50 / p99 ms | drain after load s |")
 print("|---|---:|---:|---|---|---:|---:|---:|---|---:|")
 for name in names:
@@ -365,6 +374,9 @@ export PULSE_LOG="${PULSE_LOG:-warn}"
 export PULSE_STREAM_PUBLISH="$publish"
 # Webhook endpoints of --webhooks point at a receiver on loopback.
 export PULSE_WEBHOOK_ALLOW_NETS=127.0.0.0/8
+# The email of --alert-rules goes to a capture server on loopback.
+SMTP_CAPTURE_PORT=$(free_port)
+export PULSE_SMTP_URL="smtp://127.0.0.1:$SMTP_CAPTURE_PORT"
 "$BIN/pulse-api" migrate >&2 || die "pulse-api migrate failed"
 
 say "Starting pulse-api, pulse-worker (persist and metrics) and pulse-scheduler (release)" >&2
@@ -501,6 +513,50 @@ if ((webhooks > 0 && soak == 0)); then
         sleep 1
     done
     curl -fsS "http://$RECEIVER_ADDR/stats" >"$RUN_DIR/webhooks-paced.json"
+fi
+if ((alert_rules > 0 && soak == 0)); then
+    say "$alert_rules alert rules on the project, then scenario (a) again" >&2
+    # The default rule of the project made by `admin create-project` counts among them.
+    psql "$DB_URL" -qX -v ON_ERROR_STOP=1 >&2 <<SQL
+INSERT INTO alert_rules (id, project_id, name, kind, filter_event_type, filter_source, window_s, op, threshold, min_events, emails)
+SELECT gen_random_uuid(), '$project_id', 'bench rule ' || i,
+       (ARRAY['count', 'count', 'error_ratio', 'absent'])[1 + i % 4],
+       (ARRAY['page_view', 'click', 'session_start', 'search', 'add_to_cart', 'purchase', 'api_call', 'error'])[1 + i % 8],
+       CASE WHEN i % 3 = 0 THEN (ARRAY['web', 'ios', 'android', 'backend'])[1 + i % 4] END,
+       (ARRAY[60, 300, 900, 3600])[1 + i % 4],
+       'above', CASE WHEN i % 4 = 2 THEN 0.99 ELSE 1e12 END, 10, ARRAY['bench@example.com']
+FROM generate_series(1, $alert_rules - (SELECT count(*) FROM alert_rules WHERE project_id = '$project_id')) AS i;
+SQL
+    scenario batch100-alerts --batch-size 100 --concurrency "$batch_concurrency" --events "$events"
+    evaluations=$(curl -fsS "http://$NOTIFY_WORKER_ADDR/metrics" | awk '/^pulse_alert_evaluations_total/ { print $2 }')
+    # The delay to the email: one rule per sample, firing on its first event.
+    say "Breach -> email delay (20 samples, SMTP capture on 127.0.0.1:$SMTP_CAPTURE_PORT)" >&2
+    mkdir -p "$RUN_DIR/mail"
+    start smtp-capture /usr/bin/python3 scripts/smtp-capture.py --port "$SMTP_CAPTURE_PORT" --dir "$RUN_DIR/mail"
+    wait_port "SMTP capture" 127.0.0.1 "$SMTP_CAPTURE_PORT" 20 "$(cat "$RUN_DIR/smtp-capture.pid")" "$RUN_DIR/smtp-capture.log"
+    psql "$DB_URL" -qX -v ON_ERROR_STOP=1 -c "INSERT INTO alert_rules (id, project_id, name, kind, filter_event_type, window_s, op, threshold, emails)
+        SELECT gen_random_uuid(), '$project_id', 'breach ' || i, 'count', 'breach-' || i, 60, 'above', 0, ARRAY['delay@example.com']
+        FROM generate_series(1, 20) AS i" >&2
+    sleep 3
+    : >"$RUN_DIR/alert-delays.txt"
+    for ((i = 1; i <= 20; i++)); do
+        sent=$(date +%s%3N)
+        curl -fsS -X POST "http://$API_ADDR/v1/events" -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
+            -d "{\"event_type\": \"breach-$i\"}" >/dev/null || die "breach event $i refused"
+        for ((t = 0; t < 600; t++)); do
+            (($(find "$RUN_DIR/mail" -name '*.json' | wc -l) >= i)) && break
+            sleep 0.05
+        done
+        echo $(($(date +%s%3N) - sent)) >>"$RUN_DIR/alert-delays.txt"
+    done
+    python3 - "$RUN_DIR" "$alert_rules" "${evaluations:-0}" >"$RUN_DIR/alerts.txt" <<'PY'
+import sys
+run_dir, rules, evaluations = sys.argv[1], sys.argv[2], sys.argv[3]
+delays = sorted(int(line) for line in open(f"{run_dir}/alert-delays.txt") if line.strip())
+pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
+print(f"{rules} rules ({float(evaluations):,.0f} evaluations by the notify worker by the end of scenario (a)); breaching event accepted -> its email at the SMTP server:"
+      f" p50 / p99 / max {pick(0.5)} / {pick(0.99)} / {delays[-1]} ms over {len(delays)} samples")
+PY
 fi
 kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=""
