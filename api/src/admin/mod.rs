@@ -1,7 +1,8 @@
 //! `pulse-api admin`: `create-project` (here) and `rebuild-rollups` ([`rollups`]).
 //!
-//! `create-project` finds or creates the organization and the project, and
-//! issues a fresh API key (scopes `ingest` and `read`), stored hashed; the plain key is printed
+//! `create-project` finds or creates the organization and the project (a new project with its
+//! default alert rule, `management::alerts::insert_default`, from `PULSE_ALERT_ERROR_THRESHOLD`),
+//! and issues a fresh API key (scopes `ingest` and `read`), stored hashed; the plain key is printed
 //! once and never stored.
 //!
 //! Organizations are found by name (the oldest wins if several share it); projects by
@@ -10,15 +11,16 @@
 
 use anyhow::Context;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use pulse_shared::config::DatabaseConfig;
+use diesel_async::scoped_futures::ScopedFutureExt;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use pulse_shared::config::{AlertConfig, DatabaseConfig};
 use pulse_shared::db;
 use pulse_shared::keys;
 use pulse_shared::schema::{api_keys, organizations, projects};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::management::fields;
+use crate::management::{alerts, fields};
 
 pub mod rollups;
 
@@ -35,6 +37,7 @@ pub struct CreatedProject {
 pub async fn create_project(config: &DatabaseConfig, org: &str, name: &str) -> anyhow::Result<CreatedProject> {
     let org = &fields::check_name("--org", org)?;
     let name = &fields::check_name("--name", name)?;
+    let alert_threshold = AlertConfig::from_env()?.default_error_threshold;
     let pool = db::build_pool(config, "pulse-api-admin")?;
     let mut conn = db::connection(&pool).await?;
 
@@ -59,24 +62,38 @@ pub async fn create_project(config: &DatabaseConfig, org: &str, name: &str) -> a
         }
     };
 
-    diesel::insert_into(projects::table)
-        .values((
-            projects::id.eq(Uuid::now_v7()),
-            projects::organization_id.eq(organization_id),
-            projects::name.eq(name),
-        ))
-        .on_conflict((projects::organization_id, projects::name))
-        .do_nothing()
-        .execute(&mut conn)
-        .await
-        .context("creating the project")?;
-    let project_id: Uuid = projects::table
-        .filter(projects::organization_id.eq(organization_id))
-        .filter(projects::name.eq(name))
-        .select(projects::id)
-        .first(&mut conn)
-        .await
-        .context("reading the project back")?;
+    // The project and its default alert rule, together (a project found is left as it is).
+    let project_id = conn
+        .transaction::<_, anyhow::Error, _>(|conn| {
+            async move {
+                let created = diesel::insert_into(projects::table)
+                    .values((
+                        projects::id.eq(Uuid::now_v7()),
+                        projects::organization_id.eq(organization_id),
+                        projects::name.eq(name),
+                    ))
+                    .on_conflict((projects::organization_id, projects::name))
+                    .do_nothing()
+                    .execute(conn)
+                    .await
+                    .context("creating the project")?;
+                let project_id: Uuid = projects::table
+                    .filter(projects::organization_id.eq(organization_id))
+                    .filter(projects::name.eq(name))
+                    .select(projects::id)
+                    .first(conn)
+                    .await
+                    .context("reading the project back")?;
+                if created == 1 {
+                    alerts::insert_default(conn, project_id, alert_threshold)
+                        .await
+                        .context("creating the project's default alert rule")?;
+                }
+                Ok(project_id)
+            }
+            .scope_boxed()
+        })
+        .await?;
 
     let key = keys::generate();
     diesel::insert_into(api_keys::table)

@@ -16,6 +16,7 @@
 //! lists them in [`ROUTES`], which a test compares with the OpenAPI document.
 
 pub(crate) mod accounts;
+pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod authorization;
 pub(crate) mod fields;
@@ -215,4 +216,15 @@ routes! {
     }
     "/v1/projects/{project_id}/webhooks/{webhook_id}/recover" ["POST"] { post => webhooks::replay::recover }
     "/v1/projects/{project_id}/webhooks/{webhook_id}/test" ["POST"] { post => webhooks::replay::test }
+    "/v1/projects/{project_id}/alerts" ["GET, POST"] {
+        get => alerts::endpoints::list,
+        post => alerts::endpoints::create,
+    }
+    "/v1/projects/{project_id}/alerts/{alert_id}" ["GET, PATCH, DELETE"] {
+        get => alerts::endpoints::get,
+        patch => alerts::endpoints::update,
+        delete => alerts::endpoints::delete,
+    }
+    "/v1/projects/{project_id}/alerts/{alert_id}/incidents" ["GET"] { get => alerts::incidents::list }
+    "/v1/projects/{project_id}/incidents" ["GET"] { get => alerts::incidents::list_project }
 }

@@ -18,6 +18,8 @@ use utoipa::openapi::{Content, OpenApi as OpenApiDoc, RefOr, Response};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_scalar::{Scalar, Servable};
 
+use super::alerts::schema::AlertFieldRules;
+use super::alerts::{endpoints as alert_endpoints, incidents};
 use super::webhooks::{deliveries, endpoints, replay, secrets};
 use super::{accounts, api_keys, organizations, projects, users};
 
@@ -206,7 +208,7 @@ fn docs() {}
 #[openapi(
     info(
         title = "Pulse API",
-        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects, API keys and webhook endpoints (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md, docs/webhooks.md."
+        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects, API keys, webhook endpoints and alert rules (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md, docs/webhooks.md."
     ),
     paths(
         ingest_single,
@@ -264,6 +266,13 @@ fn docs() {}
         replay::retry,
         replay::recover,
         replay::test,
+        alert_endpoints::list,
+        alert_endpoints::create,
+        alert_endpoints::get,
+        alert_endpoints::update,
+        alert_endpoints::delete,
+        incidents::list,
+        incidents::list_project,
         healthz,
         readyz,
         metrics,
@@ -271,7 +280,14 @@ fn docs() {}
         docs,
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&SecuritySchemes, &FieldRules, &StandardStatuses, &ErrorBodies, &OperationIds),
+    modifiers(
+        &SecuritySchemes,
+        &FieldRules,
+        &AlertFieldRules,
+        &StandardStatuses,
+        &ErrorBodies,
+        &OperationIds
+    ),
     tags(
         (name = "ingest", description = "Sending events and named-metric points, with an API key (`pk_…`) of scope `ingest`"),
         (name = "events", description = "Reading stored events back, with an API key of scope `read` or an access token plus `project_id`"),
@@ -285,6 +301,7 @@ fn docs() {}
         (name = "projects", description = "Projects and their settings"),
         (name = "api-keys", description = "API keys of a project"),
         (name = "webhooks", description = "Signed webhook endpoints of a project (Standard Webhooks), their secrets, the delivery log and replay"),
+        (name = "alerts", description = "Alert rules of a project (count, error ratio, absence of events) with their channels, and their incidents"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

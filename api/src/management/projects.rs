@@ -202,23 +202,34 @@ pub async fn create(
     let rate = body.ingest_rate_limit_per_sec.map(check_rate).transpose()?;
     let mut conn = state.conn().await?;
     require_org(&mut conn, caller.user_id, body.organization_id, Role::Admin).await?;
-    let inserted = diesel::insert_into(projects::table)
-        .values((
-            projects::id.eq(Uuid::now_v7()),
-            projects::organization_id.eq(body.organization_id),
-            projects::name.eq(&name),
-            projects::retention_days.eq(retention_days),
-            projects::ingest_rate_limit_per_sec.eq(rate),
-        ))
-        .returning(ProjectRow::as_returning())
-        .get_result(&mut conn)
-        .await;
-    let row = match inserted {
-        Err(error) if super::is_unique_violation(&error, "projects_organization_id_name_key") => {
-            return Err(name_taken())
-        }
-        other => other?,
-    };
+    let organization = body.organization_id;
+    let threshold = state.default_error_threshold;
+    let row = conn
+        .transaction::<_, ApiError, _>(|conn| {
+            async move {
+                let inserted = diesel::insert_into(projects::table)
+                    .values((
+                        projects::id.eq(Uuid::now_v7()),
+                        projects::organization_id.eq(organization),
+                        projects::name.eq(&name),
+                        projects::retention_days.eq(retention_days),
+                        projects::ingest_rate_limit_per_sec.eq(rate),
+                    ))
+                    .returning(ProjectRow::as_returning())
+                    .get_result(conn)
+                    .await;
+                let row = match inserted {
+                    Err(error) if super::is_unique_violation(&error, "projects_organization_id_name_key") => {
+                        return Err(name_taken())
+                    }
+                    other => other?,
+                };
+                super::alerts::insert_default(conn, row.id, threshold).await?;
+                Ok(row)
+            }
+            .scope_boxed()
+        })
+        .await?;
     tracing::info!(project_id = %row.id, organization_id = %row.organization_id, "Project created");
     Ok(HttpResponse::Created().json(ProjectView::from(row)))
 }

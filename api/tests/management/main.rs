@@ -3,6 +3,7 @@
 //! `pulse-scheduler`) running as real processes. One module per concern; one test binary, so
 //! the workspace links it once. The stack and its helpers are `pulse_testkit::management`.
 
+mod alerts;
 mod journey;
 mod keys;
 mod limits;
