@@ -119,6 +119,9 @@ pub enum ApiError {
     /// A consumed refresh token was presented again: its whole session was revoked.
     #[error("this refresh token was already used; the session has been revoked, log in again")]
     RefreshTokenReused,
+    /// A password-reset token that is malformed, unknown, already used or expired.
+    #[error("this password-reset token is unknown, used or expired; request a new one")]
+    InvalidResetToken,
     /// A token bucket is empty (login attempts, or an API key's ingest limit).
     #[error("too many requests, retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -186,7 +189,9 @@ impl ApiError {
             Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::RoleRequired(_) => StatusCode::FORBIDDEN,
             Self::Conflict { .. } | Self::WebhookDisabled | Self::DeliveryInFlight { .. } => StatusCode::CONFLICT,
-            Self::InvalidField { .. } | Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidField { .. } | Self::InvalidParameter { .. } | Self::InvalidResetToken => {
+                StatusCode::BAD_REQUEST
+            }
             Self::InvalidCredentials | Self::InvalidRefreshToken(_) | Self::RefreshTokenReused => {
                 StatusCode::UNAUTHORIZED
             }
@@ -231,6 +236,7 @@ impl ApiError {
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::InvalidRefreshToken(_) => "INVALID_REFRESH_TOKEN",
             Self::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            Self::InvalidResetToken => "INVALID_RESET_TOKEN",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::DatabaseUnavailable { .. } => "DATABASE_UNAVAILABLE",
             Self::StreamFull { .. } => "STREAM_FULL",

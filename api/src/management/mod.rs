@@ -24,6 +24,7 @@ pub(crate) mod json;
 pub(crate) mod login_limit;
 pub(crate) mod openapi;
 pub(crate) mod organizations;
+pub(crate) mod password_reset;
 pub(crate) mod passwords;
 pub(crate) mod projects;
 pub(crate) mod tenancy;
@@ -174,6 +175,8 @@ routes! {
     "/v1/auth/refresh" ["POST"] { post => accounts::refresh }
     "/v1/auth/logout" ["POST"] { post => accounts::logout }
     "/v1/auth/change-password" ["POST"] { post => accounts::change_password }
+    "/v1/auth/password-reset" ["POST"] { post => password_reset::request }
+    "/v1/auth/password-reset/confirm" ["POST"] { post => password_reset::confirm }
     "/v1/users/me" ["GET, PATCH, DELETE"] { get => users::me, patch => users::update_me, delete => users::delete_me }
     "/v1/organizations" ["GET, POST"] { get => organizations::list, post => organizations::create }
     "/v1/organizations/{organization_id}" ["GET, PATCH"] { get => organizations::get, patch => organizations::update }

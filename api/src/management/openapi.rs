@@ -21,7 +21,7 @@ use utoipa_scalar::{Scalar, Servable};
 use super::alerts::schema::AlertFieldRules;
 use super::alerts::{endpoints as alert_endpoints, incidents};
 use super::webhooks::{deliveries, endpoints, replay, secrets};
-use super::{accounts, api_keys, organizations, projects, users};
+use super::{accounts, api_keys, organizations, password_reset, projects, users};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -233,6 +233,8 @@ fn docs() {}
         accounts::refresh,
         accounts::logout,
         accounts::change_password,
+        password_reset::request,
+        password_reset::confirm,
         users::me,
         users::update_me,
         users::delete_me,
@@ -295,7 +297,7 @@ fn docs() {}
         (name = "export", description = "Downloads (CSV, JSON, NDJSON) of events and buckets, with the same credentials as `events`"),
         (name = "stream", description = "Stored events pushed live over WebSocket or Server-Sent Events, with the same credentials as `events` (or `token=`)"),
         (name = "metrics", description = "Named metrics read back: raw points, aggregates and latest values, with the same credentials as `events` (points are sent under `ingest`; docs/query.md, Named metrics)"),
-        (name = "accounts", description = "Register, log in, refresh and end sessions"),
+        (name = "accounts", description = "Register, log in, refresh and end sessions, reset a forgotten password"),
         (name = "users", description = "The caller's own account"),
         (name = "organizations", description = "Organizations and their members"),
         (name = "projects", description = "Projects and their settings"),
@@ -410,6 +412,7 @@ fn nul_free_json() -> RefOr<utoipa::openapi::schema::Schema> {
 fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
     use super::api_keys::{MAX_GRACE_SECS, SCOPES};
     use super::fields::{email_pattern, name_pattern, MAX_EMAIL_CHARS};
+    use super::password_reset::{reset_token_pattern, RESET_TOKEN_CHARS};
     use super::passwords::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
     use super::projects::{MAX_RATE_LIMIT, MAX_RETENTION_DAYS};
     use crate::ingest::validate::{
@@ -428,6 +431,13 @@ fn field_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ("RegisterRequest", "organization_name", name()),
         // Login compares with what was registered: any string, 401 when nobody matches.
         ("ChangePasswordRequest", "new_password", password()),
+        ("PasswordResetRequest", "email", email()),
+        ("PasswordResetConfirm", "password", password()),
+        (
+            "PasswordResetConfirm",
+            "token",
+            Rule::Text(RESET_TOKEN_CHARS, Some(RESET_TOKEN_CHARS), Some(reset_token_pattern())),
+        ),
         ("OrganizationRequest", "name", name()),
         ("AddMember", "email", email()),
         ("CreateProject", "name", name()),
@@ -521,11 +531,13 @@ fn webhook_rules() -> Vec<(&'static str, &'static str, Rule)> {
 
 /// Request bodies the api reads with `deny_unknown_fields`: the document says so
 /// (`additionalProperties: false`), so a client adding a field learns it from the schema.
-const CLOSED_BODIES: [&str; 20] = [
+const CLOSED_BODIES: [&str; 22] = [
     "RegisterRequest",
     "LoginRequest",
     "RefreshRequest",
     "ChangePasswordRequest",
+    "PasswordResetRequest",
+    "PasswordResetConfirm",
     "CreateKey",
     "RotateKey",
     "OrganizationRequest",
@@ -686,9 +698,10 @@ struct ErrorBodies;
 
 /// The code an example shows for a status.
 fn example_code(status: &str, description: &str) -> &'static str {
-    const KNOWN: [&str; 25] = [
+    const KNOWN: [&str; 26] = [
         "INVALID_CREDENTIALS",
         "INVALID_REFRESH_TOKEN",
+        "INVALID_RESET_TOKEN",
         "REFRESH_TOKEN_REUSED",
         "EMAIL_TAKEN",
         "LAST_OWNER",
