@@ -309,10 +309,11 @@ fn check_filter(filter: Option<AlertFilter>, kind: Kind) -> Result<AlertFilter, 
 }
 
 fn not_for(field: &'static str, kind: Kind) -> ApiError {
+    let article = if kind == Kind::Count { "a" } else { "an" };
     invalid(
         field,
         format!(
-            "a {} rule has no {}: leave it out",
+            "{article} {} rule has no {}: leave it out",
             kind.as_str(),
             field.trim_start_matches("condition.")
         ),
