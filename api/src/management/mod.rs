@@ -1,6 +1,6 @@
 //! The management API: accounts and sessions, users, organizations and their members,
-//! projects and their settings, API keys, webhook endpoints and their delivery log, and the
-//! OpenAPI description of the whole api.
+//! projects and their settings, API keys, webhook endpoints and their delivery log, alert rules,
+//! password resets, and the OpenAPI description of the whole api.
 //!
 //! Modules, one concern each: [`tokens`] (access JWTs, refresh tokens), [`passwords`]
 //! (argon2id), [`authorization`] (the bearer extractor, roles, the "404, not 403" rule),
@@ -9,7 +9,9 @@
 //! and email rules), [`views`] (user and organization views), [`tenancy`] (project soft
 //! deletion; the scheduler purges later), [`login_limit`] (login attempts per IP and
 //! account), [`webhooks`] (signed webhook endpoints, secrets, deliveries and replay; one file
-//! per concern inside), [`openapi`] (`/openapi.json`, `/docs`). The user guide is
+//! per concern inside), [`alerts`] (alert rules and their incidents, the default rule of a
+//! new project), [`password_reset`] (reset by mailed single-use token), [`openapi`]
+//! (`/openapi.json`, `/docs`). The user guide is
 //! docs/management.md.
 //!
 //! Routes are declared once, in [`routes!`] below: the same table registers them with actix and

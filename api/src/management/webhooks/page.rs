@@ -1,4 +1,4 @@
-//! Paging of the webhook lists (endpoints, deliveries): newest first by id (UUIDv7, so by
+//! Paging of the webhook lists (endpoints, deliveries) and of the alert rules: newest first by id (UUIDv7, so by
 //! creation), `limit` 1 to [`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]), and an opaque `cursor`:
 //! the `next_cursor` of the previous page, present while more rows follow. The next page is
 //! everything with a smaller id than the last one shown, so a row is never shown twice and
