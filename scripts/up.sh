@@ -16,6 +16,8 @@
 #   7. registers a demo user, creates a webhook endpoint to a local receiver
 #      (scripts/webhook-receiver.py), sends an event and shows the signed delivery the receiver
 #      got (signature checked there with Python's hmac) and the delivery log
+#   8. creates an alert rule (more than 2 errors a minute, mailed to the demo user), sends three
+#      error events and shows the alert email the SMTP sink printed and the firing incident
 #
 # Any PULSE_* variable set in the environment (or in .env) is passed on; the database defaults
 # to postgres://postgres@127.0.0.1:5432/pulse. Stop everything with scripts/down.sh.
@@ -233,6 +235,28 @@ echo "\$ curl $base/v1/projects/$hook_project/webhooks/$hook_id/deliveries -H 'A
 curl -sS --fail-with-body --max-time 15 "$base/v1/projects/$hook_project/webhooks/$hook_id/deliveries" "${auth[@]}" \
     | jq '[.data[] | {id, message_id, type, status, attempts, event_count}]'
 
+say "Demo: an alert rule and its email"
+smtp_log="$PULSE_STATE_DIR/smtp.log"
+rule_body="{\"name\": \"demo errors\", \"cooldown_s\": 300, \"condition\": {\"kind\": \"count\", \"filter\": {\"status\": \"error\"}, \"window_s\": 60, \"op\": \"above\", \"threshold\": 2}, \"channels\": {\"emails\": [\"$email\"], \"webhook_ids\": [\"$hook_id\"]}}"
+echo "\$ curl -X POST $base/v1/projects/$hook_project/alerts -H 'Authorization: Bearer \$TOKEN' -d '$rule_body'"
+curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/projects/$hook_project/alerts" "${auth[@]}" -d "$rule_body" \
+    | jq '{id, name, state, condition, channels}' || die "create alert rule failed"
+fired_before=$(grep -c "FIRING: demo errors" "$smtp_log" 2>/dev/null || true)
+curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/events/batch" -H "Authorization: Bearer $hook_key" \
+    -H 'Content-Type: application/json' \
+    -d '{"events": [{"event_type": "checkout", "status": "error"}, {"event_type": "checkout", "status": "error"}, {"event_type": "checkout", "status": "error"}]}' >/dev/null \
+    || die "POST /v1/events/batch (alerts demo) failed"
+deadline=$((SECONDS + 60))
+until (($(grep -c "FIRING: demo errors" "$smtp_log" 2>/dev/null || true) > ${fired_before:-0})); do
+    ((SECONDS < deadline)) || die "no alert email reached the SMTP sink within 60s; see $PULSE_STATE_DIR/notify-worker.log"
+    sleep 0.5
+done
+echo "Three errors in a minute breached the rule; the SMTP sink got (from .pulse/smtp.log):"
+grep -E "^(Subject|To|Message-ID): " "$smtp_log" | tail -n 3
+echo "\$ curl $base/v1/projects/$hook_project/incidents?state=firing -H 'Authorization: Bearer \$TOKEN'"
+curl -sS --fail-with-body --max-time 15 "$base/v1/projects/$hook_project/incidents?state=firing" "${auth[@]}" \
+    | jq '[.data[] | {id, alert_name, state, observed, threshold, window_s, started_at}]'
+
 cat <<EOF
 
 Pulse is running ($(elapsed "$start_all")):
@@ -240,7 +264,7 @@ Pulse is running ($(elapsed "$start_all")):
                                               API docs /docs; /healthz /readyz /metrics)
   worker     http://$WORKER_ADDR/metrics
   metrics    http://$METRICS_WORKER_ADDR/metrics   (pulse-worker metrics: named-metric points)
-  notify     http://$NOTIFY_WORKER_ADDR/metrics   (pulse-worker notify: webhook delivery)
+  notify     http://$NOTIFY_WORKER_ADDR/metrics   (pulse-worker notify: webhooks, alert rules, email)
   scheduler  http://$SCHEDULER_ADDR/metrics
   database   $PULSE_DATABASE_URL
   kafka      $PULSE_KAFKA_BROKERS      smtp sink $SMTP_HOST:$SMTP_PORT (mails in .pulse/smtp.log)
