@@ -1,7 +1,8 @@
 //! The operational endpoints every binary serves: `/healthz` (the process is alive),
 //! `/readyz` (PostgreSQL and Kafka answer, and the process is not draining) and `/metrics`
 //! (Prometheus text). The api mounts them on its own server; the worker and the scheduler run
-//! them on a small server of their own ([`serve`]).
+//! them on a small server of their own ([`serve`]; [`serve_with`] adds routes of the binary's
+//! own beside them, as the scheduler's `GET /jobs`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,12 +97,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Runs a one-thread server with the three endpoints until the returned handle is stopped.
 pub fn serve(addr: SocketAddr, readiness: Readiness) -> std::io::Result<actix_web::dev::Server> {
+    serve_with(addr, readiness, |_| {})
+}
+
+/// [`serve`] with more routes beside the three endpoints: `extra` mounts them (the scheduler's
+/// `GET /jobs`). It runs once per server worker, so it clones what it captures.
+pub fn serve_with<F>(addr: SocketAddr, readiness: Readiness, extra: F) -> std::io::Result<actix_web::dev::Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
     let data = web::Data::new(readiness);
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .bind(addr)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(configure)
+            .configure(extra.clone())
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(addr)?
+    .run();
     Ok(server)
 }

@@ -344,3 +344,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_attempts,
     password_resets
 );
+
+diesel::table! {
+    job_runs (job, tick_at) {
+        job -> Text,
+        tick_at -> Timestamptz,
+        replica -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        outcome -> Text,
+        error -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        attempts -> Integer,
+        duration_ms -> Nullable<BigInt>,
+    }
+}

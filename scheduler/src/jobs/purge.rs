@@ -13,8 +13,9 @@
 //! The job is durable: its state is the `deleted_at` columns, so a scheduler restart resumes it.
 //! It runs in every scheduler replica; each step claims its project with `FOR UPDATE SKIP
 //! LOCKED`, so replicas never work on the same project at the same moment and share the work.
-//! Counted in `pulse_scheduler_runs_total{job="purge"}`: `ok` per project or organization
-//! removed, `error` per failed step.
+//! Counted in `pulse_scheduler_job_runs_total{job="purge"}`: `ok` per project or organization
+//! removed, `error` per failed step; its last step is shown in `GET /jobs`. It stays an
+//! interval loop rather than a cron job (see [`super`]): it drains a queue back to back.
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use pulse_shared::db::{self, DbPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::RUNS;
+use super::{record_loop, JOB_RUNS as RUNS};
 
 /// Pause after a failed step.
 const ERROR_BACKOFF: Duration = Duration::from_secs(5);
@@ -180,7 +181,17 @@ pub async fn run(pool: DbPool, interval: Duration, batch_size: i64, stop: Cancel
         if stop.is_cancelled() {
             break;
         }
-        let pause = match step(&pool, batch_size).await {
+        let started = chrono::Utc::now();
+        let result = step(&pool, batch_size).await;
+        record_loop(
+            "purge",
+            started,
+            result
+                .as_ref()
+                .map(|step| format!("{step:?}"))
+                .map_err(ToString::to_string),
+        );
+        let pause = match result {
             Ok(Step::Idle) => interval,
             Ok(Step::Events(count)) => {
                 events += count;

@@ -78,7 +78,12 @@
 //! | `PULSE_ALERT_EVAL_BATCH` | `200` | alert rules one worker claims per evaluation round |
 //! | `PULSE_ALERT_ERROR_THRESHOLD` | `10` | the default rule of a new project fires above this many `status: error` events per 5 minutes, mailed to the owners |
 //! | `PULSE_PASSWORD_RESET_TTL_SECS` | `3600` | how long a password-reset token stays valid |
-//! | `PULSE_SCHEDULER_ADDR` | `127.0.0.1:9102` | scheduler health and metrics address |
+//! | `PULSE_SCHEDULER_ADDR` | `127.0.0.1:9102` | scheduler health, metrics and `GET /jobs` address |
+//! | `PULSE_SCHEDULER_REPLICA` | host name and process id | this scheduler replica's name, recorded in `job_runs.replica` by the runs it claims |
+//! | `PULSE_JOB_RETRIES` | `3` | further attempts of a failed scheduled job run within its tick, before its outcome is `error` |
+//! | `PULSE_JOB_RETRY_BACKOFF_MS` | `1000` | pause before the first retry of a failed job run, doubled before each next one |
+//! | `PULSE_PARTITIONS_CRON` | `0 0 * * * *` | when the `partitions` job runs (cron, seconds first, UTC; default every hour): daily partitions kept ahead, the default partition drained into them |
+//! | `PULSE_PARTITION_DRAIN_BATCH` | `10000` | rows moved out of the default partition per statement by the `partitions` job |
 
 mod alert;
 mod api;
@@ -101,7 +106,7 @@ pub use email::EmailConfig;
 pub use kafka::KafkaConfig;
 pub use log::{LogConfig, LogFormat};
 pub use query::QueryConfig;
-pub use scheduler::SchedulerConfig;
+pub use scheduler::{cron_schedule, SchedulerConfig};
 pub use stream::StreamConfig;
 pub use webhook::WebhookConfig;
 pub use worker::WorkerConfig;
