@@ -22,57 +22,32 @@ use tokio_util::sync::CancellationToken;
 use crate::jobs::{Job, Settings, JOB_RUNS};
 use crate::runs::{self, Finished};
 
-/// When a job is due: a cron expression (seconds first, UTC) or a fixed period aligned on the
-/// Unix epoch (so every replica computes the same ticks).
+/// When a job is due: a cron expression (seconds first, UTC), so every replica computes the
+/// same ticks.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    kind: Kind,
+    cron: Arc<cron::Schedule>,
     /// The last tick handed out, shared by the clones of one job in a replica: a tick is never
     /// handed out twice (the at-start run, a timer waking a hair early, a restarted stream).
     last: Arc<Mutex<Option<i64>>>,
 }
 
-#[derive(Debug, Clone)]
-enum Kind {
-    Cron(Box<cron::Schedule>),
-    Every(Duration),
-}
-
 impl Schedule {
     pub fn cron(schedule: cron::Schedule) -> Self {
-        Self::new(Kind::Cron(Box::new(schedule)))
-    }
-
-    /// Every `period` (whole seconds, at least one).
-    #[allow(dead_code)] // for jobs configured by an interval (the retention job's own issue)
-    pub fn every(period: Duration) -> Self {
-        Self::new(Kind::Every(period.max(Duration::from_secs(1))))
-    }
-
-    fn new(kind: Kind) -> Self {
         Self {
-            kind,
+            cron: Arc::new(schedule),
             last: Arc::default(),
         }
     }
 
-    /// The schedule as configured: the cron expression, or `every N s`.
+    /// The schedule as configured: the cron expression.
     pub fn describe(&self) -> String {
-        match &self.kind {
-            Kind::Cron(schedule) => schedule.source().to_owned(),
-            Kind::Every(period) => format!("every {} s", period.as_secs()),
-        }
+        self.cron.source().to_owned()
     }
 
     /// The first tick strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match &self.kind {
-            Kind::Cron(schedule) => schedule.after(&after).next(),
-            Kind::Every(period) => {
-                let period = period.as_secs().max(1) as i64;
-                DateTime::from_timestamp((after.timestamp().div_euclid(period) + 1) * period, 0)
-            }
-        }
+        self.cron.after(&after).next()
     }
 
     /// Marks `tick` as handed out; `false` if it (or a later one) already was.
