@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pulse_shared::config::{self, DatabaseConfig, KafkaConfig, LogConfig, SchedulerConfig};
+use pulse_shared::config::{self, DatabaseConfig, KafkaConfig, LogConfig, RetentionConfig, SchedulerConfig};
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::{db, ops, shutdown, startup, telemetry};
 
@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let settings = Settings {
         database: config::or_exit(DatabaseConfig::from_env()),
         scheduler: config::or_exit(SchedulerConfig::from_env()),
+        retention: config::or_exit(RetentionConfig::from_env()),
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

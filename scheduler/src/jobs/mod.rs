@@ -7,6 +7,8 @@
 //! - [`partitions`]: daily `events` and `metric_points` partitions kept created
 //!   `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` ahead and the default partitions drained into them,
 //!   on `PULSE_PARTITIONS_CRON` (every hour) and at start.
+//! - [`retention`]: what is past its retention removed (whole daily partitions nobody keeps
+//!   dropped, the rest in bounded batches), on `PULSE_RETENTION_CRON` (every hour at :15).
 //!
 //! Interval loops (in every replica, each guarding itself):
 //! - [`purge`]: deleted projects and organizations removed in bounded batches, every
@@ -30,6 +32,7 @@
 
 pub mod partitions;
 pub mod purge;
+pub mod retention;
 pub mod rollups;
 
 use std::collections::BTreeMap;
@@ -40,7 +43,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus::{register_int_counter_vec, IntCounterVec};
-use pulse_shared::config::{DatabaseConfig, SchedulerConfig};
+use pulse_shared::config::{DatabaseConfig, RetentionConfig, SchedulerConfig};
 use pulse_shared::db::DbPool;
 use pulse_shared::metrics::registered;
 
@@ -51,6 +54,7 @@ use crate::cron::Schedule;
 pub struct Settings {
     pub database: DatabaseConfig,
     pub scheduler: SchedulerConfig,
+    pub retention: RetentionConfig,
 }
 
 /// What a job's function returns: a one-line summary of what it did, or why it failed.
@@ -73,12 +77,20 @@ pub struct Job {
 
 /// Every cron job, in the order `GET /jobs` lists them.
 pub fn registry(settings: &Settings) -> Vec<Job> {
-    vec![Job {
-        name: "partitions",
-        schedule: Schedule::cron(settings.scheduler.partitions_cron.clone()),
-        at_start: true,
-        run: |pool, settings| Box::pin(partitions::run(pool, settings)),
-    }]
+    vec![
+        Job {
+            name: "partitions",
+            schedule: Schedule::cron(settings.scheduler.partitions_cron.clone()),
+            at_start: true,
+            run: |pool, settings| Box::pin(partitions::run(pool, settings)),
+        },
+        Job {
+            name: "retention",
+            schedule: Schedule::cron(settings.retention.cron.clone()),
+            at_start: false,
+            run: |pool, settings| Box::pin(retention::run(pool, &settings.retention)),
+        },
+    ]
 }
 
 /// Job runs by job and outcome: `ok`, `error`, and `skipped` where another replica had claimed

@@ -3,7 +3,7 @@
 //!
 //! Each area has its own struct with the default beside the field, in a file of its own
 //! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `alert.rs`, `email.rs`, `query.rs`, `stream.rs`, `webhook.rs`, `worker.rs`,
-//! `scheduler.rs`);
+//! `scheduler.rs`, `retention.rs`);
 //! this file holds the variable table below (the one list of every `PULSE_*` variable, which
 //! `scripts/check-docs.py` compares with README.md) and the readers they share. Every value is validated
 //! when it is read; a bad one stops the binary with one line naming the variable
@@ -51,6 +51,13 @@
 //! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
 //! | `PULSE_ROLLUP_COMPACT_INTERVAL_SECS` | `5` | how often the scheduler folds the rollup deltas the workers wrote into one row per minute and into the hourly rollups (rounds run back to back only while they come back full: a backlog) |
 //! | `PULSE_ROLLUP_COMPACT_BATCH` | `20000` | rollup delta rows folded per compaction transaction |
+//! | `PULSE_RETENTION_CRON` | `0 15 * * * *` | when the `retention` job runs (cron, seconds first, UTC; default every hour at a quarter past): what is past its retention removed |
+//! | `PULSE_RETENTION_BATCH` | `10000` | most rows one retention transaction deletes (whole daily partitions nobody keeps are dropped instead) |
+//! | `PULSE_RETENTION_ROLLUPS_1M_DAYS` | `14` | days minute rollups (`event_rollups`, `metric_rollups`) are kept, or the project's `retention_days` when shorter |
+//! | `PULSE_RETENTION_ROLLUPS_1H_DAYS` | `400` | days hourly rollups (`event_rollups_hourly`, `event_rollups_hourly_totals`) are kept |
+//! | `PULSE_RETENTION_WEBHOOK_DAYS` | `30` | days finished (succeeded or failed) webhook deliveries and their attempts are kept; pending ones always stay |
+//! | `PULSE_RETENTION_EMAIL_DAYS` | `30` | days sent or failed emails and their attempts are kept; pending ones always stay |
+//! | `PULSE_RETENTION_INCIDENT_DAYS` | `400` | days resolved alert incidents are kept |
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
 //! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
 //! | `PULSE_WORKER_GROUP` | `pulse-persist` | Kafka consumer group of the persist worker |
@@ -93,6 +100,7 @@ mod email;
 mod kafka;
 mod log;
 mod query;
+mod retention;
 mod scheduler;
 mod stream;
 mod webhook;
@@ -106,6 +114,7 @@ pub use email::EmailConfig;
 pub use kafka::KafkaConfig;
 pub use log::{LogConfig, LogFormat};
 pub use query::QueryConfig;
+pub use retention::RetentionConfig;
 pub use scheduler::{cron_schedule, SchedulerConfig};
 pub use stream::StreamConfig;
 pub use webhook::WebhookConfig;
