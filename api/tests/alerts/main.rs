@@ -6,6 +6,7 @@
 
 mod email;
 mod firing;
+mod reminders;
 mod silence;
 
 use std::time::Duration;
