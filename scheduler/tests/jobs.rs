@@ -453,3 +453,18 @@ async fn a_run_the_database_refuses_is_retried_then_recorded_as_error() {
         .collect();
     assert_eq!(outcomes, BTreeSet::from(["error".to_owned(), "ok".to_owned()]));
 }
+
+#[tokio::test]
+async fn a_bad_cron_expression_stops_the_scheduler_with_one_line() {
+    let db = TestDb::new().await;
+    let kafka = TestKafka::shared().await;
+    let env = PulseEnv::new(&db, &kafka).set("PULSE_PARTITIONS_CRON", "every hour");
+    let mut scheduler = PulseProcess::spawn("pulse-scheduler", &[], &env);
+    let status = scheduler.wait(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(2));
+    let logs = scheduler.logs();
+    assert!(
+        logs.contains("configuration error: PULSE_PARTITIONS_CRON: \"every hour\" is not a cron expression"),
+        "{logs}"
+    );
+}
