@@ -89,7 +89,11 @@ pub fn plan(now: DateTime<Utc>, window_s: i32) -> Plan {
 }
 
 /// Reads the window of `rule` ending at `now`.
-pub async fn observe(conn: &mut AsyncPgConnection, rule: &Rule, now: DateTime<Utc>) -> diesel::QueryResult<Observation> {
+pub async fn observe(
+    conn: &mut AsyncPgConnection,
+    rule: &Rule,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Observation> {
     let plan = plan(now, rule.window_s);
     diesel::sql_query(OBSERVE)
         .bind::<SqlUuid, _>(rule.project_id)
@@ -121,14 +125,21 @@ mod tests {
         assert_eq!(plan.raw_to, at("2026-12-02T10:01:00Z"));
         assert_eq!(plan.raw_sign, 1);
         assert_eq!(plan.first_bucket, at("2026-12-02T10:01:00Z"));
-        assert_eq!(plan.last_bucket, at("2026-12-02T10:05:00Z"), "the current minute from its deltas");
+        assert_eq!(
+            plan.last_bucket,
+            at("2026-12-02T10:05:00Z"),
+            "the current minute from its deltas"
+        );
     }
 
     #[test]
     fn a_window_starting_early_in_its_minute_subtracts_the_part_before_it() {
         let plan = plan(at("2026-12-02T10:05:10Z"), 300);
         assert_eq!(plan.first_bucket, at("2026-12-02T10:00:00Z"));
-        assert_eq!((plan.raw_from, plan.raw_to), (at("2026-12-02T10:00:00Z"), at("2026-12-02T10:00:10Z")));
+        assert_eq!(
+            (plan.raw_from, plan.raw_to),
+            (at("2026-12-02T10:00:00Z"), at("2026-12-02T10:00:10Z"))
+        );
         assert_eq!(plan.raw_sign, -1);
         assert_eq!(plan.last_bucket, at("2026-12-02T10:05:00Z"));
     }
@@ -146,7 +157,10 @@ mod tests {
             let now = at("2026-12-02T10:05:00Z") + TimeDelta::seconds(second);
             let plan = plan(now, 10);
             assert!(plan.raw_to - plan.raw_from <= TimeDelta::seconds(30), "{plan:?}");
-            assert!(plan.first_bucket <= plan.last_bucket + TimeDelta::minutes(1), "{plan:?}");
+            assert!(
+                plan.first_bucket <= plan.last_bucket + TimeDelta::minutes(1),
+                "{plan:?}"
+            );
         }
     }
 }
