@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::management::webhooks::page::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::management::webhooks::page::{checked_limit, decoded_cursor, finish_page};
 
 /// A checked `limit` and the position the page starts after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,22 +25,10 @@ pub struct IncidentPageRequest {
 impl IncidentPageRequest {
     /// Checks `limit` and decodes `cursor`; each problem is a 400 naming its parameter.
     pub fn new(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::InvalidParameter {
-                parameter: "limit",
-                message: format!("limit must be between 1 and {MAX_LIMIT}"),
-            });
-        }
-        let after = cursor
-            .map(|text| {
-                decode(text).ok_or(ApiError::InvalidParameter {
-                    parameter: "cursor",
-                    message: "cursor must be a next_cursor this api returned".into(),
-                })
-            })
-            .transpose()?;
-        Ok(Self { limit, after })
+        Ok(Self {
+            limit: checked_limit(limit)?,
+            after: decoded_cursor(cursor, decode)?,
+        })
     }
 
     /// How many rows to load: one more than shown tells whether another page follows.
@@ -49,14 +37,8 @@ impl IncidentPageRequest {
     }
 
     /// The page's rows (at most `limit`) and the cursor of the next page, if any.
-    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (DateTime<Utc>, Uuid)) -> (Vec<T>, Option<String>) {
-        let shown = usize::try_from(self.limit).unwrap_or(usize::MAX);
-        if rows.len() <= shown {
-            return (rows, None);
-        }
-        rows.truncate(shown);
-        let next = rows.last().map(|last| encode(key(last)));
-        (rows, next)
+    pub fn finish<T>(&self, rows: Vec<T>, key: impl Fn(&T) -> (DateTime<Utc>, Uuid)) -> (Vec<T>, Option<String>) {
+        finish_page(self.limit, rows, |row| encode(key(row)))
     }
 }
 
@@ -73,6 +55,7 @@ fn decode(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::management::webhooks::page::{DEFAULT_LIMIT, MAX_LIMIT};
 
     #[test]
     fn cursors_round_trip_and_limits_are_bounded() {

@@ -28,22 +28,10 @@ pub struct PageRequest {
 impl PageRequest {
     /// Checks `limit` and decodes `cursor`; each problem is a 400 naming its parameter.
     pub fn new(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::InvalidParameter {
-                parameter: "limit",
-                message: format!("limit must be between 1 and {MAX_LIMIT}"),
-            });
-        }
-        let before = cursor
-            .map(|text| {
-                decode(text).ok_or(ApiError::InvalidParameter {
-                    parameter: "cursor",
-                    message: "cursor must be a next_cursor this api returned".into(),
-                })
-            })
-            .transpose()?;
-        Ok(Self { limit, before })
+        Ok(Self {
+            limit: checked_limit(limit)?,
+            before: decoded_cursor(cursor, decode)?,
+        })
     }
 
     /// How many rows to load: one more than shown tells whether another page follows.
@@ -52,15 +40,46 @@ impl PageRequest {
     }
 
     /// The page's rows (at most `limit`) and the cursor of the next page, if any.
-    pub fn finish<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> (Vec<T>, Option<String>) {
-        let shown = usize::try_from(self.limit).unwrap_or(usize::MAX);
-        if rows.len() <= shown {
-            return (rows, None);
-        }
-        rows.truncate(shown);
-        let next = rows.last().map(|last| encode(id(last)));
-        (rows, next)
+    pub fn finish<T>(&self, rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> (Vec<T>, Option<String>) {
+        finish_page(self.limit, rows, |row| encode(id(row)))
     }
+}
+
+/// `limit`, defaulted and checked: a 400 naming it when outside 1 to [`MAX_LIMIT`]. Shared by
+/// every management list (`alerts::page` keeps its own cursor form).
+pub fn checked_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidParameter {
+            parameter: "limit",
+            message: format!("limit must be between 1 and {MAX_LIMIT}"),
+        });
+    }
+    Ok(limit)
+}
+
+/// `cursor` decoded by `decode`: a 400 naming it when this api did not write it.
+pub fn decoded_cursor<K>(cursor: Option<&str>, decode: impl Fn(&str) -> Option<K>) -> Result<Option<K>, ApiError> {
+    cursor
+        .map(|text| {
+            decode(text).ok_or(ApiError::InvalidParameter {
+                parameter: "cursor",
+                message: "cursor must be a next_cursor this api returned".into(),
+            })
+        })
+        .transpose()
+}
+
+/// The first `limit` of `rows` (loaded with one more) and, when more follow, the cursor of the
+/// last one shown.
+pub fn finish_page<T>(limit: i64, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    let shown = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= shown {
+        return (rows, None);
+    }
+    rows.truncate(shown);
+    let next = rows.last().map(cursor_of);
+    (rows, next)
 }
 
 fn encode(id: Uuid) -> String {
