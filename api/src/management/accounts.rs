@@ -109,16 +109,18 @@ pub struct Registered {
 }
 
 /// Which sessions (refresh-token families) to end.
-enum Sessions {
+pub(crate) enum Sessions {
     /// One session: a reused token's, or the one logging out.
     Family(Uuid),
     /// Every session of `user` except `keep` (after a password change).
     AllOfUserBut { user: Uuid, keep: Uuid },
+    /// Every session of `user` (after a password reset).
+    AllOfUser(Uuid),
 }
 
 /// Revokes every live refresh token of the chosen sessions; their access tokens lapse within
 /// their TTL.
-async fn revoke_sessions(conn: &mut AsyncPgConnection, sessions: Sessions) -> QueryResult<usize> {
+pub(crate) async fn revoke_sessions(conn: &mut AsyncPgConnection, sessions: Sessions) -> QueryResult<usize> {
     let live = refresh_tokens::table
         .filter(refresh_tokens::revoked_at.is_null())
         .into_boxed();
@@ -127,6 +129,7 @@ async fn revoke_sessions(conn: &mut AsyncPgConnection, sessions: Sessions) -> Qu
         Sessions::AllOfUserBut { user, keep } => live
             .filter(refresh_tokens::user_id.eq(user))
             .filter(refresh_tokens::family_id.ne(keep)),
+        Sessions::AllOfUser(user) => live.filter(refresh_tokens::user_id.eq(user)),
     };
     diesel::update(refresh_tokens::table)
         .filter(refresh_tokens::id.eq_any(chosen.select(refresh_tokens::id)))

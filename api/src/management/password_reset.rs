@@ -34,11 +34,12 @@ use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use pulse_shared::email::{self, Email, PASSWORD_RESET};
 use pulse_shared::keys;
-use pulse_shared::schema::{password_resets, refresh_tokens, users as users_table};
+use pulse_shared::schema::{password_resets, users as users_table};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::accounts::{revoke_sessions, Sessions};
 use super::fields::normalize_email;
 use super::json::Json;
 use super::{passwords, MailSettings, ManagementState};
@@ -231,12 +232,7 @@ pub async fn confirm(
                     // Not expected: deleting an account deletes its reset rows (cascade).
                     return Err(ApiError::InvalidResetToken);
                 }
-                let revoked = diesel::update(refresh_tokens::table)
-                    .filter(refresh_tokens::user_id.eq(user_id))
-                    .filter(refresh_tokens::revoked_at.is_null())
-                    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-                    .execute(conn)
-                    .await?;
+                let revoked = revoke_sessions(conn, Sessions::AllOfUser(user_id)).await?;
                 diesel::update(password_resets::table)
                     .filter(password_resets::user_id.eq(user_id))
                     .filter(password_resets::used_at.is_null())
