@@ -12,7 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pulse_shared::config::{self, DatabaseConfig, KafkaConfig, LogConfig, RetentionConfig, SchedulerConfig};
+use pulse_shared::config::{
+    self, DatabaseConfig, DigestConfig, EmailConfig, KafkaConfig, LogConfig, MonitorConfig, RetentionConfig,
+    SchedulerConfig,
+};
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::{db, ops, shutdown, startup, telemetry};
 
@@ -53,6 +56,9 @@ async fn main() -> anyhow::Result<ExitCode> {
         database: config::or_exit(DatabaseConfig::from_env()),
         scheduler: config::or_exit(SchedulerConfig::from_env()),
         retention: config::or_exit(RetentionConfig::from_env()),
+        monitor: config::or_exit(MonitorConfig::from_env()),
+        digest: config::or_exit(DigestConfig::from_env()),
+        email: config::or_exit(EmailConfig::from_env()),
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

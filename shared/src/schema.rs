@@ -19,6 +19,8 @@ diesel::table! {
         retention_days -> Int4,
         ingest_rate_limit_per_sec -> Nullable<Int4>,
         deleted_at -> Nullable<Timestamptz>,
+        status_page_enabled -> Bool,
+        status_page_slug -> Nullable<Text>,
     }
 }
 
@@ -319,6 +321,12 @@ diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(alert_rules -> projects (project_id));
 diesel::joinable!(alert_incidents -> alert_rules (rule_id));
+diesel::joinable!(monitors -> projects (project_id));
+diesel::joinable!(monitor_checks -> monitors (monitor_id));
+diesel::joinable!(monitor_daily -> monitors (monitor_id));
+diesel::joinable!(monitor_incidents -> monitors (monitor_id));
+diesel::joinable!(digest_subscriptions -> projects (project_id));
+diesel::joinable!(digest_subscriptions -> users (user_id));
 diesel::joinable!(email_attempts -> email_messages (email_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -342,7 +350,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert_incidents,
     email_messages,
     email_attempts,
-    password_resets
+    password_resets,
+    monitors,
+    monitor_checks,
+    monitor_daily,
+    monitor_incidents,
+    monitor_breakers,
+    digest_subscriptions
 );
 
 diesel::table! {
@@ -357,5 +371,101 @@ diesel::table! {
         summary -> Nullable<Text>,
         attempts -> Integer,
         duration_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    monitors (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        name -> Text,
+        url -> Text,
+        method -> Text,
+        headers -> Jsonb,
+        body -> Nullable<Text>,
+        interval_s -> Int4,
+        timeout_ms -> Int4,
+        expected_status -> Jsonb,
+        body_contains -> Nullable<Text>,
+        json_pointer -> Nullable<Text>,
+        json_equals -> Nullable<Jsonb>,
+        max_latency_ms -> Nullable<Int4>,
+        cert_expiry_days -> Int4,
+        failures_before_down -> Int4,
+        renotify_s -> Int4,
+        paused -> Bool,
+        maintenance -> Jsonb,
+        emails -> Array<Text>,
+        webhook_ids -> Array<Uuid>,
+        state -> Text,
+        consecutive_failures -> Int4,
+        state_changed_at -> Nullable<Timestamptz>,
+        next_check_at -> Timestamptz,
+        lease_until -> Nullable<Timestamptz>,
+        last_checked_at -> Nullable<Timestamptz>,
+        cert_expires_at -> Nullable<Timestamptz>,
+        cert_warned_expiry -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    monitor_checks (id) {
+        id -> Int8,
+        monitor_id -> Uuid,
+        checked_at -> Timestamptz,
+        scheduled_at -> Nullable<Timestamptz>,
+        ok -> Bool,
+        status_code -> Nullable<Int4>,
+        latency_ms -> Nullable<Int4>,
+        error_class -> Nullable<Text>,
+        error -> Nullable<Text>,
+        cert_expires_at -> Nullable<Timestamptz>,
+        manual -> Bool,
+    }
+}
+
+diesel::table! {
+    monitor_daily (monitor_id, day) {
+        monitor_id -> Uuid,
+        day -> Date,
+        checks -> Int4,
+        ok_checks -> Int4,
+    }
+}
+
+diesel::table! {
+    monitor_incidents (id) {
+        id -> Uuid,
+        monitor_id -> Uuid,
+        project_id -> Uuid,
+        started_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        error_class -> Nullable<Text>,
+        error -> Nullable<Text>,
+        in_maintenance -> Bool,
+        notifications -> Int4,
+        last_notified_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    monitor_breakers (target) {
+        target -> Text,
+        state -> Text,
+        failures -> Int4,
+        opened_at -> Nullable<Timestamptz>,
+        retry_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    digest_subscriptions (project_id, user_id) {
+        project_id -> Uuid,
+        user_id -> Uuid,
+        enabled -> Bool,
+        updated_at -> Timestamptz,
     }
 }

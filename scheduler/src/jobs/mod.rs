@@ -43,7 +43,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus::{register_int_counter_vec, IntCounterVec};
-use pulse_shared::config::{DatabaseConfig, RetentionConfig, SchedulerConfig};
+use pulse_shared::config::{
+    DatabaseConfig, DigestConfig, EmailConfig, MonitorConfig, RetentionConfig, SchedulerConfig,
+};
 use pulse_shared::db::DbPool;
 use pulse_shared::metrics::registered;
 
@@ -55,6 +57,9 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub scheduler: SchedulerConfig,
     pub retention: RetentionConfig,
+    pub monitor: MonitorConfig,
+    pub digest: DigestConfig,
+    pub email: EmailConfig,
 }
 
 /// What a job's function returns: a one-line summary of what it did, or why it failed.

@@ -2,7 +2,7 @@
 //! place (an optional `.env` file in the working directory is loaded first).
 //!
 //! Each area has its own struct with the default beside the field, in a file of its own
-//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `alert.rs`, `email.rs`, `query.rs`, `stream.rs`, `webhook.rs`, `worker.rs`,
+//! (`database.rs`, `kafka.rs`, `log.rs`, `api.rs`, `auth.rs`, `alert.rs`, `email.rs`, `monitor.rs`, `digest.rs`, `query.rs`, `stream.rs`, `webhook.rs`, `worker.rs`,
 //! `scheduler.rs`, `retention.rs`);
 //! this file holds the variable table below (the one list of every `PULSE_*` variable, which
 //! `scripts/check-docs.py` compares with README.md) and the readers they share. Every value is validated
@@ -58,6 +58,14 @@
 //! | `PULSE_RETENTION_WEBHOOK_DAYS` | `30` | days finished (succeeded or failed) webhook deliveries and their attempts are kept; pending ones always stay |
 //! | `PULSE_RETENTION_EMAIL_DAYS` | `30` | days sent or failed emails and their attempts are kept; pending ones always stay |
 //! | `PULSE_RETENTION_INCIDENT_DAYS` | `400` | days resolved alert incidents are kept |
+//! | `PULSE_RETENTION_CHECK_DAYS` | `32` | days uptime checks (`monitor_checks`) are kept; daily uptime and resolved monitor incidents follow `PULSE_RETENTION_INCIDENT_DAYS` |
+//! | `PULSE_MONITOR_MAX_CONCURRENCY` | `200` | uptime checks in flight at once per scheduler replica |
+//! | `PULSE_MONITOR_BREAKER_FAILURES` | `5` | consecutive failed checks of one target (host and port) that open its circuit breaker |
+//! | `PULSE_MONITOR_BREAKER_OPEN_SECS` | `60` | how long an open breaker holds its target's checks before letting one probe through (half-open) |
+//! | `PULSE_MONITOR_ALLOW_NETS` | (empty) | networks (`127.0.0.0/8,10.1.0.0/16`) monitor URLs may resolve into although not public; refused otherwise, as for webhooks |
+//! | `PULSE_MONITOR_POLL_MS` | `250` | how often a scheduler replica looks for due checks |
+//! | `PULSE_MONITOR_CLAIM_BATCH` | `500` | most due monitors one replica claims per look |
+//! | `PULSE_DIGEST_HOUR_UTC` | `7` | hour (UTC) at which digest subscribers get the summary of the day before |
 //! | `PULSE_SHUTDOWN_TIMEOUT_SECS` | `30` | longest graceful shutdown (in-flight requests, producer flush) |
 //! | `PULSE_WORKER_ADDR` | `127.0.0.1:9101` | worker health and metrics address |
 //! | `PULSE_WORKER_GROUP` | `pulse-persist` | Kafka consumer group of the persist worker |
@@ -96,9 +104,11 @@ mod alert;
 mod api;
 mod auth;
 mod database;
+mod digest;
 mod email;
 mod kafka;
 mod log;
+mod monitor;
 mod query;
 mod retention;
 mod scheduler;
@@ -110,9 +120,11 @@ pub use alert::AlertConfig;
 pub use api::ApiConfig;
 pub use auth::{AuthConfig, MIN_JWT_SECRET_BYTES};
 pub use database::DatabaseConfig;
+pub use digest::DigestConfig;
 pub use email::EmailConfig;
 pub use kafka::KafkaConfig;
 pub use log::{LogConfig, LogFormat};
+pub use monitor::MonitorConfig;
 pub use query::QueryConfig;
 pub use retention::RetentionConfig;
 pub use scheduler::{cron_schedule, SchedulerConfig};

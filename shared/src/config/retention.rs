@@ -10,7 +10,10 @@
 //!   `event_rollups_hourly_totals`);
 //! - `PULSE_RETENTION_WEBHOOK_DAYS` (30): finished webhook deliveries and their attempts;
 //! - `PULSE_RETENTION_EMAIL_DAYS` (30): sent or failed emails and their attempts;
-//! - `PULSE_RETENTION_INCIDENT_DAYS` (400): resolved alert incidents.
+//! - `PULSE_RETENTION_INCIDENT_DAYS` (400): resolved alert incidents;
+//! - `PULSE_RETENTION_CHECK_DAYS` (32): uptime check history (`monitor_checks`; the daily
+//!   uptime of `monitor_daily` and resolved monitor incidents follow
+//!   `PULSE_RETENTION_INCIDENT_DAYS`).
 //!
 //! Raw events and named-metric points follow each project's `retention_days` (a project
 //! setting, not a variable).
@@ -40,6 +43,8 @@ pub struct RetentionConfig {
     pub email_days: i32,
     /// Days resolved alert incidents are kept after resolution.
     pub incident_days: i32,
+    /// Days uptime checks are kept.
+    pub check_days: i32,
 }
 
 impl Default for RetentionConfig {
@@ -52,6 +57,7 @@ impl Default for RetentionConfig {
             webhook_days: 30,
             email_days: 30,
             incident_days: 400,
+            check_days: 32,
         }
     }
 }
@@ -67,6 +73,7 @@ impl RetentionConfig {
             webhook_days: days("PULSE_RETENTION_WEBHOOK_DAYS", defaults.webhook_days)?,
             email_days: days("PULSE_RETENTION_EMAIL_DAYS", defaults.email_days)?,
             incident_days: days("PULSE_RETENTION_INCIDENT_DAYS", defaults.incident_days)?,
+            check_days: days("PULSE_RETENTION_CHECK_DAYS", defaults.check_days)?,
         })
     }
 }
