@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod keys;
 pub mod metric;
 pub mod metrics;
+pub mod monitor;
 pub mod ops;
 pub mod rollup;
 pub mod schema;
