@@ -22,32 +22,63 @@ use tokio_util::sync::CancellationToken;
 use crate::jobs::{Job, Settings, JOB_RUNS};
 use crate::runs::{self, Finished};
 
-/// When a job is due: a cron expression (seconds first, UTC), so every replica computes the
-/// same ticks.
+/// When a job is due: a cron expression (seconds first, UTC) or a fixed interval aligned to the
+/// epoch, so every replica computes the same ticks.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    cron: Arc<cron::Schedule>,
+    timing: Timing,
     /// The last tick handed out, shared by the clones of one job in a replica: a tick is never
     /// handed out twice (the at-start run, a timer waking a hair early, a restarted stream).
     last: Arc<Mutex<Option<i64>>>,
 }
 
+#[derive(Debug, Clone)]
+enum Timing {
+    Cron(Arc<cron::Schedule>),
+    /// Every `seconds`, at the instants `offset` seconds past a multiple of it since the epoch.
+    Every {
+        seconds: i64,
+        offset: i64,
+    },
+}
+
 impl Schedule {
     pub fn cron(schedule: cron::Schedule) -> Self {
         Self {
-            cron: Arc::new(schedule),
+            timing: Timing::Cron(Arc::new(schedule)),
             last: Arc::default(),
         }
     }
 
-    /// The schedule as configured: the cron expression.
+    /// Every `interval` (whole seconds, at least one), `offset` past each multiple of it since
+    /// the epoch (e.g. an hour at a quarter past).
+    pub fn every(interval: Duration, offset: Duration) -> Self {
+        let seconds = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset.as_secs()).unwrap_or(0).rem_euclid(seconds);
+        Self {
+            timing: Timing::Every { seconds, offset },
+            last: Arc::default(),
+        }
+    }
+
+    /// The schedule as configured: the cron expression, or `every N s`.
     pub fn describe(&self) -> String {
-        self.cron.source().to_owned()
+        match &self.timing {
+            Timing::Cron(cron) => cron.source().to_owned(),
+            Timing::Every { seconds, .. } => format!("every {seconds} s"),
+        }
     }
 
     /// The first tick strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.after(&after).next()
+        match &self.timing {
+            Timing::Cron(cron) => cron.after(&after).next(),
+            Timing::Every { seconds, offset } => {
+                let now = after.timestamp();
+                let next = now - (now - offset).rem_euclid(*seconds) + seconds;
+                DateTime::from_timestamp(next, 0)
+            }
+        }
     }
 
     /// Marks `tick` as handed out; `false` if it (or a later one) already was.
@@ -273,4 +304,33 @@ pub fn spawn(runner: Arc<Runner>, job: Job) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interval_ticks_at_its_offset_past_each_multiple() {
+        let hourly = Schedule::every(Duration::from_secs(3600), Duration::from_secs(900));
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).expect("time").with_timezone(&Utc);
+        assert_eq!(
+            hourly.next_after(at("2026-12-02T10:00:00Z")),
+            Some(at("2026-12-02T10:15:00Z"))
+        );
+        assert_eq!(
+            hourly.next_after(at("2026-12-02T10:15:00Z")),
+            Some(at("2026-12-02T11:15:00Z"))
+        );
+        assert_eq!(
+            hourly.next_after(at("2026-12-02T10:59:59Z")),
+            Some(at("2026-12-02T11:15:00Z"))
+        );
+        let every_second = Schedule::every(Duration::from_secs(1), Duration::from_secs(900));
+        assert_eq!(
+            every_second.next_after(at("2026-12-02T10:00:00Z")),
+            Some(at("2026-12-02T10:00:01Z"))
+        );
+        assert_eq!(hourly.describe(), "every 3600 s");
+    }
 }

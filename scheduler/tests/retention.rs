@@ -2,8 +2,9 @@
 //! every kept table at several ages inserted straight with SQL (one day old enough for its
 //! whole daily partition to go, one partition some project still keeps), then exactly what
 //! must remain remains, counted per table, project and age; a second run removes nothing;
-//! pending webhook deliveries and emails stay however old; batches smaller than the data give
-//! the same result.
+//! pending webhook deliveries and emails stay however old; uptime checks, daily uptime, monitor
+//! incidents and job runs by their own retentions; batches smaller than the data give the same
+//! result.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -273,6 +274,67 @@ async fn seed(client: &Client, project: Uuid, k: i64) {
             .await
             .expect("insert password resets");
     }
+
+    // Uptime monitors: checks 1 hour, 2 and 40 days old (checks are kept 32 days), daily
+    // uptime of 1, 100 and 500 days ago (kept 400), incidents resolved 500 and 100 days ago and
+    // one open since 500 days.
+    let monitor = Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO monitors (id, project_id, name, url, interval_s) VALUES ($1, $2, 'm', 'http://127.0.0.1:9/', 60)",
+            &[&monitor, &project],
+        )
+        .await
+        .expect("insert monitor");
+    for label in ["1h", "2d", "40d"] {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO monitor_checks (monitor_id, checked_at, ok, error)
+                     SELECT $1, {}, true, '{label}' FROM generate_series(1, $2::bigint) AS i",
+                    at(label)
+                ),
+                &[&monitor, &k],
+            )
+            .await
+            .expect("insert checks");
+    }
+    // One monitor per age of daily rows, so that k consecutive days of each never overlap.
+    for days in [1, 100, 500] {
+        let daily_monitor = Uuid::now_v7();
+        client
+            .execute(
+                "INSERT INTO monitors (id, project_id, name, url, interval_s) VALUES ($1, $2, 'd', 'http://127.0.0.1:9/', 60)",
+                &[&daily_monitor, &project],
+            )
+            .await
+            .expect("insert monitor");
+        client
+            .execute(
+                "INSERT INTO monitor_daily (monitor_id, day, checks, ok_checks)
+                 SELECT $1, (now() AT TIME ZONE 'UTC')::date - $2::int - i::int, 10, 9 FROM generate_series(0, $3::bigint - 1) AS i",
+                &[&daily_monitor, &days, &k],
+            )
+            .await
+            .expect("insert daily uptime");
+    }
+    for (label, resolved, count) in [
+        ("resolved_500d", "now() - interval '500 days'", k),
+        ("resolved_100d", "now() - interval '100 days'", k),
+        ("open_500d", "NULL", 1),
+    ] {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO monitor_incidents (id, monitor_id, project_id, started_at, resolved_at, error)
+                     SELECT gen_random_uuid(), $1, $2, now() - interval '501 days', {resolved}, '{label}'
+                     FROM generate_series(1, $3::bigint)"
+                ),
+                &[&monitor, &project, &count],
+            )
+            .await
+            .expect("insert monitor incidents");
+    }
 }
 
 fn totals_rows(k: i64) -> i64 {
@@ -322,6 +384,16 @@ async fn census(client: &Client, projects: &[(&str, Uuid)]) -> BTreeMap<String, 
             "SELECT m.kind, count(*) FROM email_attempts a JOIN email_messages m ON m.id = a.email_id WHERE m.project_id = $1 GROUP BY 1",
         ),
         ("alert_incidents", "SELECT rule_name, count(*) FROM alert_incidents WHERE project_id = $1 GROUP BY 1"),
+        (
+            "monitor_checks",
+            "SELECT c.error, count(*) FROM monitor_checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.project_id = $1 GROUP BY 1",
+        ),
+        (
+            "monitor_daily",
+            "SELECT CASE WHEN d.day > now() - interval '400 days' THEN 'kept' ELSE 'old' END, count(*)
+             FROM monitor_daily d JOIN monitors m ON m.id = d.monitor_id WHERE m.project_id = $1 GROUP BY 1",
+        ),
+        ("monitor_incidents", "SELECT error, count(*) FROM monitor_incidents WHERE project_id = $1 GROUP BY 1"),
     ];
     let mut counts = BTreeMap::new();
     for (project_label, project) in projects {
@@ -339,6 +411,12 @@ async fn census(client: &Client, projects: &[(&str, Uuid)]) -> BTreeMap<String, 
         .expect("password resets")
         .get(0);
     counts.insert("password_resets".into(), total);
+    let job_runs: i64 = client
+        .query_one("SELECT count(*) FROM job_runs WHERE job LIKE 'seeded%'", &[])
+        .await
+        .expect("job runs")
+        .get(0);
+    counts.insert("job_runs".into(), job_runs);
     counts
 }
 
@@ -376,8 +454,16 @@ fn expected(projects: &[(&str, i32)], k: i64) -> BTreeMap<String, i64> {
         }
         counts.insert(format!("alert_incidents {project} resolved_100d"), k);
         counts.insert(format!("alert_incidents {project} firing_500d"), 1);
+        for label in ["1h", "2d"] {
+            counts.insert(format!("monitor_checks {project} {label}"), k);
+        }
+        counts.insert(format!("monitor_daily {project} kept"), 2 * k);
+        counts.insert(format!("monitor_incidents {project} resolved_100d"), k);
+        counts.insert(format!("monitor_incidents {project} open_500d"), 1);
     }
     counts.insert("password_resets".into(), 2 * k * projects.len() as i64);
+    // Of the job runs 40 days and 1 day old, the recent ones.
+    counts.insert("job_runs".into(), k);
     counts
 }
 
@@ -432,6 +518,15 @@ async fn seeded(db: &TestDb, k: i64) -> [(&'static str, Uuid); 2] {
             .expect("set retention");
     }
     create_old_partitions(&client).await;
+    client
+        .execute(
+            "INSERT INTO job_runs (job, tick_at, replica, outcome)
+             SELECT 'seeded_' || age, now() - age::interval - i * interval '1 second', 'test', 'ok'
+             FROM unnest(ARRAY['40 days', '1 day']) AS age, generate_series(1, $1::bigint) AS i",
+            &[&k],
+        )
+        .await
+        .expect("insert job runs");
     seed(&client, short.id, k).await;
     seed(&client, long.id, k).await;
     [("short", short.id), ("long", long.id)]
@@ -498,7 +593,7 @@ async fn retention_in_batches_smaller_than_the_data_gives_the_same_result() {
     keeps_exactly_what_it_must(250, 100).await;
 }
 
-/// Two replicas with retention due every second: each tick has one `job_runs` row, run by one
+/// Two replicas with retention due every second (`PULSE_RETENTION_INTERVAL_SECS=1`): each tick has one `job_runs` row, run by one
 /// replica (its `ok` count) and skipped by the other, none failed, and together they removed
 /// exactly what one run removes. (The framework's own test, `tests/jobs.rs`, checks the claim
 /// in detail on the partitions job.)
@@ -508,7 +603,7 @@ async fn two_replicas_run_each_retention_tick_once() {
     let kafka = TestKafka::shared().await;
     let projects = seeded(&db, 50).await;
     let env = PulseEnv::new(&db, &kafka)
-        .set("PULSE_RETENTION_CRON", "*/1 * * * * *")
+        .set("PULSE_RETENTION_INTERVAL_SECS", "1")
         .set("PULSE_RETENTION_BATCH", "20");
     let (env_a, env_b) = (
         env.clone().set("PULSE_SCHEDULER_REPLICA", "replica-a"),

@@ -11,9 +11,11 @@
 //!   [`MAX_MESSAGE_BYTES`]. Reusing the envelope's bytes costs the worker a copy, not a second
 //!   serialization, and keeps one definition of an event on the wire.
 //! - **Key**: the project id, for tools that read the topic.
-//! - **Kind**: the [`KIND_HEADER`] says whether the lines are events or named-metric points
+//! - **Kind**: the [`KIND_HEADER`] says whether the lines are events, named-metric points
 //!   (the metrics worker announces what it stored the same way, on the same partition, so a
-//!   project's stream has one order).
+//!   project's stream has one order) or a monitor's state change ([`KIND_MONITOR`], one JSON
+//!   object per message, published by the scheduler and the api's "check now" after the
+//!   recording commit: `crate::monitor::announce`).
 //!
 //! Why a topic, and not Redis pub/sub or PostgreSQL LISTEN/NOTIFY: see docs/stream.md.
 
@@ -22,10 +24,12 @@ use uuid::Uuid;
 use crate::envelope::{DecodeError, EventEnvelope};
 
 /// Header naming what a stored-events message holds: [`KIND_EVENT`] (event envelopes, also
-/// when the header is absent) or [`KIND_METRIC`] (named-metric envelopes, `crate::metric`).
+/// when the header is absent), [`KIND_METRIC`] (named-metric envelopes, `crate::metric`) or
+/// [`KIND_MONITOR`] (a monitor state change, `crate::monitor::StateChange` as JSON).
 pub const KIND_HEADER: &str = "pulse-stored-kind";
 pub const KIND_EVENT: &str = "event";
 pub const KIND_METRIC: &str = "metric";
+pub const KIND_MONITOR: &str = "monitor";
 
 /// Largest payload of one stored-events message; a batch's events of one project that would
 /// exceed it go out in several messages (the broker's default limit is 1 MiB).

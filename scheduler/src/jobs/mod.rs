@@ -8,7 +8,8 @@
 //!   `PULSE_EVENT_PARTITIONS_AHEAD_DAYS` ahead and the default partitions drained into them,
 //!   on `PULSE_PARTITIONS_CRON` (every hour) and at start.
 //! - [`retention`]: what is past its retention removed (whole daily partitions nobody keeps
-//!   dropped, the rest in bounded batches), on `PULSE_RETENTION_CRON` (every hour at :15).
+//!   dropped, the rest in bounded batches), every `PULSE_RETENTION_INTERVAL_SECS` (hourly, at
+//!   :15) or on `PULSE_RETENTION_CRON` when set.
 //!
 //! Interval loops (in every replica, each guarding itself):
 //! - [`purge`]: deleted projects and organizations removed in bounded batches, every
@@ -44,7 +45,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prometheus::{register_int_counter_vec, IntCounterVec};
 use pulse_shared::config::{
-    DatabaseConfig, DigestConfig, EmailConfig, MonitorConfig, RetentionConfig, SchedulerConfig,
+    DatabaseConfig, DigestConfig, EmailConfig, MonitorConfig, RetentionConfig, SchedulerConfig, RETENTION_OFFSET,
 };
 use pulse_shared::db::DbPool;
 use pulse_shared::metrics::registered;
@@ -92,7 +93,10 @@ pub fn registry(settings: &Settings) -> Vec<Job> {
         },
         Job {
             name: "retention",
-            schedule: Schedule::cron(settings.retention.cron.clone()),
+            schedule: match &settings.retention.cron {
+                Some(cron) => Schedule::cron(cron.clone()),
+                None => Schedule::every(settings.retention.interval, RETENTION_OFFSET),
+            },
             at_start: false,
             run: |pool, settings| Box::pin(retention::run(pool, &settings.retention)),
         },

@@ -28,6 +28,12 @@
 //!    (`resolved_at` older than `PULSE_RETENTION_INCIDENT_DAYS`). Pending deliveries and pending
 //!    emails are never removed, however old. These walk the primary key (keyset), so a run reads
 //!    each table once.
+//! 5. **Uptime monitors**: checks older than `PULSE_RETENTION_CHECK_DAYS` and daily uptime rows
+//!    older than `PULSE_RETENTION_INCIDENT_DAYS`, per monitor through its indexes; monitor
+//!    incidents resolved more than `PULSE_RETENTION_INCIDENT_DAYS` ago (open ones stay).
+//! 6. **Job runs** of the scheduler due more than `PULSE_RETENTION_JOB_RUN_DAYS` ago (also one
+//!    still marked `running`: a replica killed mid-run leaves it so, and a month later it only
+//!    misleads).
 //!
 //! **What dropping an event id means.** `event_ids` is the dedup table (promise 2): an id in it
 //! is never stored twice. Once retention removed an event and its id, a producer retrying that
@@ -227,8 +233,23 @@ pub async fn run_report(pool: &DbPool, config: &RetentionConfig) -> anyhow::Resu
         "alert_incidents",
         delete_incidents(conn, now - days(config.incident_days), batch).await?,
     );
-    // Uptime check history (issue 14, uptime monitors) gets its step here, with its own
-    // `PULSE_RETENTION_*` variable, when the monitors land.
+    let (checks, daily) = delete_monitor_history(
+        conn,
+        now - days(config.check_days),
+        now - days(config.incident_days),
+        batch,
+    )
+    .await?;
+    report.rows("monitor_checks", checks);
+    report.rows("monitor_daily", daily);
+    report.rows(
+        "monitor_incidents",
+        delete_monitor_incidents(conn, now - days(config.incident_days), batch).await?,
+    );
+    report.rows(
+        "job_runs",
+        delete_job_runs(conn, now - days(config.job_run_days), batch).await?,
+    );
     Ok(report)
 }
 
@@ -648,6 +669,91 @@ pub async fn delete_incidents(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc
     )
     .await?;
     Ok(rows)
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Per monitor, through its `(monitor_id, …)` indexes: checks made before `check_cutoff` and
+/// daily uptime rows of days before `daily_cutoff`, `batch` rows per statement; returns (checks,
+/// daily rows) removed.
+pub async fn delete_monitor_history(
+    conn: &mut AsyncPgConnection,
+    check_cutoff: DateTime<Utc>,
+    daily_cutoff: DateTime<Utc>,
+    batch: i64,
+) -> anyhow::Result<(u64, u64)> {
+    let monitors: Vec<IdRow> = diesel::sql_query("SELECT id FROM monitors ORDER BY id")
+        .load(conn)
+        .await?;
+    let (mut checks, mut daily) = (0u64, 0u64);
+    for monitor in monitors {
+        loop {
+            let removed = diesel::sql_query(
+                "DELETE FROM monitor_checks WHERE id = ANY(ARRAY(
+                     SELECT id FROM monitor_checks WHERE monitor_id = $1 AND checked_at < $2
+                     ORDER BY checked_at LIMIT $3))",
+            )
+            .bind::<SqlUuid, _>(monitor.id)
+            .bind::<Timestamptz, _>(check_cutoff)
+            .bind::<BigInt, _>(batch)
+            .execute(conn)
+            .await?;
+            checks += removed as u64;
+            if (removed as i64) < batch {
+                break;
+            }
+        }
+        loop {
+            let removed = diesel::sql_query(
+                "DELETE FROM monitor_daily WHERE monitor_id = $1 AND day = ANY(ARRAY(
+                     SELECT day FROM monitor_daily WHERE monitor_id = $1 AND day < ($2 AT TIME ZONE 'UTC')::date
+                     ORDER BY day LIMIT $3))",
+            )
+            .bind::<SqlUuid, _>(monitor.id)
+            .bind::<Timestamptz, _>(daily_cutoff)
+            .bind::<BigInt, _>(batch)
+            .execute(conn)
+            .await?;
+            daily += removed as u64;
+            if (removed as i64) < batch {
+                break;
+            }
+        }
+    }
+    Ok((checks, daily))
+}
+
+/// Monitor incidents resolved before `cutoff` (open ones always stay).
+pub async fn delete_monitor_incidents(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+    batch: i64,
+) -> anyhow::Result<u64> {
+    let (rows, _) = delete_keyset(conn, "monitor_incidents", "resolved_at < $2", None, cutoff, batch).await?;
+    Ok(rows)
+}
+
+/// The scheduler's job runs due before `cutoff` (a small table: a row per job and tick).
+pub async fn delete_job_runs(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>, batch: i64) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let removed = diesel::sql_query(
+            "DELETE FROM job_runs WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM job_runs WHERE tick_at < $1 LIMIT $2))",
+        )
+        .bind::<Timestamptz, _>(cutoff)
+        .bind::<BigInt, _>(batch)
+        .execute(conn)
+        .await?;
+        total += removed as u64;
+        if (removed as i64) < batch {
+            return Ok(total);
+        }
+    }
 }
 
 /// Password resets used or expired before `cutoff` (a small table: tokens live an hour).

@@ -51,7 +51,8 @@
 //! | `PULSE_PURGE_BATCH_SIZE` | `5000` | events deleted per purge transaction |
 //! | `PULSE_ROLLUP_COMPACT_INTERVAL_SECS` | `5` | how often the scheduler folds the rollup deltas the workers wrote into one row per minute and into the hourly rollups (rounds run back to back only while they come back full: a backlog) |
 //! | `PULSE_ROLLUP_COMPACT_BATCH` | `20000` | rollup delta rows folded per compaction transaction |
-//! | `PULSE_RETENTION_CRON` | `0 15 * * * *` | when the `retention` job runs (cron, seconds first, UTC; default every hour at a quarter past): what is past its retention removed |
+//! | `PULSE_RETENTION_INTERVAL_SECS` | `3600` | how often the `retention` job runs (at a quarter past each multiple of it since the epoch: hourly at :15): what is past its retention removed |
+//! | `PULSE_RETENTION_CRON` | (unset) | a cron expression (seconds first, UTC) to run the `retention` job on instead of the interval, e.g. `0 30 3 * * *` |
 //! | `PULSE_RETENTION_BATCH` | `10000` | most rows one retention transaction deletes (whole daily partitions nobody keeps are dropped instead) |
 //! | `PULSE_RETENTION_ROLLUPS_1M_DAYS` | `14` | days minute rollups (`event_rollups`, `metric_rollups`) are kept, or the project's `retention_days` when shorter |
 //! | `PULSE_RETENTION_ROLLUPS_1H_DAYS` | `400` | days hourly rollups (`event_rollups_hourly`, `event_rollups_hourly_totals`) are kept |
@@ -59,6 +60,7 @@
 //! | `PULSE_RETENTION_EMAIL_DAYS` | `30` | days sent or failed emails and their attempts are kept; pending ones always stay |
 //! | `PULSE_RETENTION_INCIDENT_DAYS` | `400` | days resolved alert incidents are kept |
 //! | `PULSE_RETENTION_CHECK_DAYS` | `32` | days uptime checks (`monitor_checks`) are kept; daily uptime and resolved monitor incidents follow `PULSE_RETENTION_INCIDENT_DAYS` |
+//! | `PULSE_RETENTION_JOB_RUN_DAYS` | `30` | days the scheduler's job runs (`job_runs`, what `GET /jobs` reads) are kept |
 //! | `PULSE_MONITOR_MAX_CONCURRENCY` | `200` | uptime checks in flight at once per scheduler replica |
 //! | `PULSE_MONITOR_BREAKER_FAILURES` | `5` | consecutive failed checks of one target (host and port) that open its circuit breaker |
 //! | `PULSE_MONITOR_BREAKER_OPEN_SECS` | `60` | how long an open breaker holds its target's checks before letting one probe through (half-open) |
@@ -126,7 +128,7 @@ pub use kafka::KafkaConfig;
 pub use log::{LogConfig, LogFormat};
 pub use monitor::MonitorConfig;
 pub use query::QueryConfig;
-pub use retention::RetentionConfig;
+pub use retention::{RetentionConfig, RETENTION_OFFSET};
 pub use scheduler::{cron_schedule, SchedulerConfig};
 pub use stream::StreamConfig;
 pub use webhook::WebhookConfig;

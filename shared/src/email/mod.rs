@@ -15,6 +15,12 @@ pub const ALERT_REMINDER: &str = "alert.reminder";
 pub const ALERT_RESOLVED: &str = "alert.resolved";
 pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
 pub const PASSWORD_RESET: &str = "password_reset";
+/// An uptime monitor went down, is still down (`monitor.reminder`), is up again, or its HTTPS
+/// certificate expires soon (`shared/src/monitor/notices.rs`).
+pub const MONITOR_DOWN: &str = "monitor.down";
+pub const MONITOR_REMINDER: &str = "monitor.reminder";
+pub const MONITOR_UP: &str = "monitor.up";
+pub const MONITOR_CERT_EXPIRING: &str = "monitor.cert_expiring";
 
 /// A `Message-ID` (without the angle brackets) naming what caused a message: `kind`, the id
 /// of its cause and, for causes that send more than once (re-notifications), a sequence. The

@@ -13,12 +13,13 @@ pub mod ssrf;
 use uuid::Uuid;
 
 /// Message types an endpoint can subscribe to (`event_types`).
-pub const MESSAGE_TYPES: [&str; 6] = [
+pub const MESSAGE_TYPES: [&str; 7] = [
     EVENT_CREATED,
     ALERT_FIRED,
     ALERT_RESOLVED,
-    "monitor.down",
-    "monitor.up",
+    MONITOR_DOWN,
+    MONITOR_UP,
+    MONITOR_CERT_EXPIRING,
     WEBHOOK_DISABLED,
 ];
 /// New events; `data.events` carries them as `GET /v1/events/{id}` shows them.
@@ -27,6 +28,14 @@ pub const EVENT_CREATED: &str = "event.created";
 pub const ALERT_FIRED: &str = "alert.fired";
 /// An alert rule's incident ended; `data` adds `resolved_at` and `duration_s`.
 pub const ALERT_RESOLVED: &str = "alert.resolved";
+/// An uptime monitor went down (and, with `renotify_s`, is still down: `data.reminder`);
+/// `data` as docs/monitors.md shows it.
+pub const MONITOR_DOWN: &str = "monitor.down";
+/// An uptime monitor is up again; `data` adds `resolved_at` and `duration_s`.
+pub const MONITOR_UP: &str = "monitor.up";
+/// A monitored HTTPS certificate expires within the monitor's `cert_expiry_days` (once per
+/// certificate).
+pub const MONITOR_CERT_EXPIRING: &str = "monitor.cert_expiring";
 /// An endpoint of the project was disabled (410 Gone, or failing for too long).
 pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
 /// What `POST …/webhooks/{id}/test` sends; not subscribable, sent to the one endpoint.
