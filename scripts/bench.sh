@@ -33,6 +33,15 @@
 #                            sources, none breached) and scenario (a) again: their cost on
 #                            persist; then the delay from a breaching event's acceptance to
 #                            its email's arrival at a local SMTP capture server, 20 samples [0]
+#   --retention-events N     after the scenarios, N old events seeded with SQL (half of a
+#                            project keeping 3 days, in days 30-day projects still keep:
+#                            deleted in batches; half of a project keeping 30 days, older than
+#                            that: whole partitions dropped), then a paced run
+#                            without retention and one with `pulse-scheduler run-once retention`
+#                            started with it: the run's time, and ingest's rate and latency
+#                            meanwhile                                                      [0]
+#   --retention-rate R       events/s of those paced runs (batches of 100)                [5000]
+#   --retention-seconds S    length of each paced run                                     [120]
 #   --no-build               use the release binaries already built
 #   --report DIR             only print the markdown block of an earlier run (.pulse/bench/<run>)
 #
@@ -69,6 +78,9 @@ stream_filter='event_type=error&source=backend'
 publish=true
 webhooks=0
 alert_rules=0
+retention_events=0
+retention_rate=5000
+retention_seconds=120
 webhook_dead=0
 webhook_rate=2000
 while (($#)); do
@@ -86,15 +98,18 @@ while (($#)); do
         --no-publish) publish=false; shift ;;
         --webhooks) webhooks=$2; shift 2 ;;
         --alert-rules) alert_rules=$2; shift 2 ;;
+        --retention-events) retention_events=$2; shift 2 ;;
+        --retention-rate) retention_rate=$2; shift 2 ;;
+        --retention-seconds) retention_seconds=$2; shift 2 ;;
         --webhook-dead) webhook_dead=1; shift ;;
         --webhook-rate) webhook_rate=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         --report) report_dir=$2; shift 2 ;;
-        -h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for n in "$webhooks" "$alert_rules" "$webhook_rate" "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
+for n in "$retention_events" "$retention_rate" "$retention_seconds" "$webhooks" "$alert_rules" "$webhook_rate" "$stream_clients" "$events" "$batch_concurrency" "$single_seconds" ${single_concurrency//,/ } "$baseline_rows" "$soak" "$soak_rate"; do
     [[ $n =~ ^[0-9]+$ ]] || die "options take whole numbers, got '$n'"
 done
 ((soak == 0 || soak >= 120)) || die "--soak needs at least 120 seconds (first and last minute are compared)"
@@ -188,6 +203,8 @@ if os.path.exists(os.path.join(run_dir, "stream.txt")):
     print(f"- live stream: {line}")
 if os.path.exists(os.path.join(run_dir, "alerts.txt")):
     print(f"- alert rules: {open(os.path.join(run_dir, 'alerts.txt')).read().strip()}")
+if os.path.exists(os.path.join(run_dir, "retention.txt")):
+    print(f"- retention: {open(os.path.join(run_dir, 'retention.txt')).read().strip()}")
 if os.path.exists(os.path.join(run_dir, "rollups.txt")):
     print(f"- rollups at the end: {open(os.path.join(run_dir, 'rollups.txt')).read().strip() or '?'}")
 print()
@@ -200,7 +217,7 @@ print()
 
 names = ["soak"] if soak else ["batch100"] + sorted(
     (f[:-5] for f in os.listdir(run_dir) if f.startswith("single-c") and f.endswith(".json")),
-    key=lambda n: int(n[8:])) + [n for n in ("batch100-webhooks", "paced-webhooks", "batch100-alerts") if os.path.exists(os.path.join(run_dir, n + ".json"))]
+    key=lambda n: int(n[8:])) + [n for n in ("batch100-webhooks", "paced-webhooks", "batch100-alerts", "paced-before-retention", "paced-with-retention") if os.path.exists(os.path.join(run_dir, n + ".json"))]
 print("| scenario | accepted events/s | requests/s | API p50 / p95 / p99 / max ms | errors | stored (rows in events) | end-to-end stored events/s | ratio to COPY | accept->stored p50 / p99 ms | drain after load s |")
 print("|---|---:|---:|---|---|---:|---:|---:|---|---:|")
 for name in names:
@@ -371,6 +388,8 @@ export PULSE_INGEST_RATE_LIMIT_PER_SEC=10000000
 # Stream connections count as reads: --stream-clients opens them all at once.
 export PULSE_READ_RATE_LIMIT_PER_SEC=100000
 export PULSE_LOG="${PULSE_LOG:-warn}"
+# Retention runs when --retention-events says (run-once), not on the serving scheduler's hour.
+export PULSE_RETENTION_CRON="0 0 0 1 1 *"
 export PULSE_STREAM_PUBLISH="$publish"
 # Webhook endpoints of --webhooks point at a receiver on loopback.
 export PULSE_WEBHOOK_ALLOW_NETS=127.0.0.0/8
@@ -556,6 +575,78 @@ delays = sorted(int(line) for line in open(f"{run_dir}/alert-delays.txt") if lin
 pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
 print(f"{rules} rules ({float(evaluations):,.0f} evaluations by the notify worker by the end of scenario (a)); breaching event accepted -> its email at the SMTP server:"
       f" p50 / p99 / max {pick(0.5)} / {pick(0.99)} / {delays[-1]} ms over {len(delays)} samples")
+PY
+fi
+if ((retention_events > 0 && soak == 0)); then
+    say "Retention: $retention_events old events seeded with SQL, then paced runs at $retention_rate events/s without and with a retention run" >&2
+    short=$("$BIN/pulse-api" admin create-project --org pulse-bench --name "bench-$run_id-short") \
+        || die "pulse-api admin create-project failed"
+    short_id=$(jq -r .project_id <<<"$short")
+    # The old rows are other projects' (the paced runs count the bench project's rows).
+    long=$("$BIN/pulse-api" admin create-project --org pulse-bench --name "bench-$run_id-long") \
+        || die "pulse-api admin create-project failed"
+    long_id=$(jq -r .project_id <<<"$long")
+    per_day=$((retention_events / 20))
+    seed_started=$(date +%s%3N)
+    psql "$DB_URL" -qX -v ON_ERROR_STOP=1 >&2 <<SQL
+UPDATE projects SET retention_days = 3 WHERE id = '$short_id';
+UPDATE projects SET retention_days = 30 WHERE id IN ('$project_id', '$long_id');
+DO \$\$
+DECLARE day date;
+BEGIN
+  FOR back IN 4..40 LOOP
+    day := (now() AT TIME ZONE 'UTC')::date - back;
+    EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+      'events_p' || to_char(day, 'YYYYMMDD'), day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+  END LOOP;
+END \$\$;
+SQL
+    # Ten days of each: the short project's 4..13 days ago (kept partitions: batch deletes), the
+    # 30-day project's 31..40 days ago (nobody keeps them: dropped whole).
+    for ((d = 0; d < 10; d++)); do
+        for pair in "$short_id:$((4 + d))" "$long_id:$((31 + d))"; do
+            psql "$DB_URL" -qX -v ON_ERROR_STOP=1 >&2 <<SQL
+WITH rows AS (
+    SELECT gen_random_uuid() AS id,
+           ((now() AT TIME ZONE 'UTC')::date - ${pair#*:})::timestamp AT TIME ZONE 'UTC' + i * (interval '86399 seconds' / $per_day) AS ts, i
+    FROM generate_series(1, $per_day) AS i),
+ids AS (INSERT INTO event_ids (id, project_id, "timestamp") SELECT id, '${pair%%:*}', ts FROM rows)
+INSERT INTO events (id, project_id, "timestamp", received_at, event_type, source, user_id, data)
+SELECT id, '${pair%%:*}', ts, ts,
+       (ARRAY['page_view', 'click', 'session_start', 'search', 'add_to_cart', 'purchase', 'api_call', 'error'])[1 + i % 8],
+       (ARRAY['web', 'ios', 'android', 'backend'])[1 + i % 4], 'user-' || (i % 5000),
+       jsonb_build_object('path', '/p/' || (i % 100), 'n', i)
+FROM rows;
+SQL
+        done
+        say "  seeded day $((d + 1)) of 10" >&2
+    done
+    seed_ms=$(($(date +%s%3N) - seed_started))
+    seeded=$(psql "$DB_URL" -XAt -c "SELECT count(*) FROM events WHERE \"timestamp\" < now() - interval '3 days'")
+    scenario paced-before-retention --batch-size 100 --concurrency 4 --duration "$retention_seconds" --rate "$retention_rate"
+    (
+        started=$(date +%s%3N)
+        "$BIN/pulse-scheduler" run-once retention >"$RUN_DIR/retention.out" 2>"$RUN_DIR/retention.err"
+        echo "$? $(($(date +%s%3N) - started))" >"$RUN_DIR/retention.status"
+    ) &
+    retention_pid=$!
+    scenario paced-with-retention --batch-size 100 --concurrency 4 --duration "$retention_seconds" --rate "$retention_rate"
+    during=1
+    kill -0 "$retention_pid" 2>/dev/null || during=0
+    wait "$retention_pid"
+    read -r retention_rc retention_ms <"$RUN_DIR/retention.status"
+    ((retention_rc == 0)) || { cat "$RUN_DIR/retention.err" >&2; die "retention run failed"; }
+    left=$(psql "$DB_URL" -XAt -c "SELECT count(*) FROM events WHERE (project_id = '$short_id' AND \"timestamp\" < now() - interval '3 days') OR (project_id = '$long_id' AND \"timestamp\" < now() - interval '30 days')")
+    ids_left=$(psql "$DB_URL" -XAt -c "SELECT count(*) FROM event_ids WHERE \"timestamp\" < now() - interval '3 days' AND project_id = '$short_id'")
+    summary=$(sed -n 's/^retention: //p' "$RUN_DIR/retention.out")
+    python3 - "$seeded" "$seed_ms" "$retention_ms" "$during" "$left" "$ids_left" "$summary" >"$RUN_DIR/retention.txt" <<'PY'
+import sys
+seeded, seed_ms, ms, during, left, ids_left, summary = sys.argv[1:]
+seeded, seed_ms, ms = int(seeded), int(seed_ms), int(ms)
+where = "and was still running when the paced run ended" if during == "1" else "inside the paced run"
+print(f"{seeded:,} old events seeded with SQL ({seeded / (seed_ms / 1000):,.0f} rows/s with their ids); `run-once retention` took {ms / 1000:.1f} s"
+      f" ({seeded / (ms / 1000):,.0f} removed events/s) {where}; rows past retention left: {left} events, {ids_left} ids;"
+      f" the run's summary: {summary}")
 PY
 fi
 kill "$sampler_pid" 2>/dev/null || true
