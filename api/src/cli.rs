@@ -1,6 +1,7 @@
 //! Command line: `pulse-api [serve]`, `pulse-api migrate`,
 //! `pulse-api admin create-project --org NAME --name NAME`,
-//! `pulse-api admin rebuild-rollups --project ID --from T --to T`. Configuration comes from `PULSE_*`
+//! `pulse-api admin rebuild-rollups --project ID --from T --to T`,
+//! `pulse-api admin send-digest --project ID --date YYYY-MM-DD`. Configuration comes from `PULSE_*`
 //! environment variables only (see `pulse_shared::config`), never from flags.
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,17 @@ pub enum AdminCommand {
         #[arg(long)]
         to: chrono::DateTime<chrono::Utc>,
     },
+    /// Write a project's daily digest of a UTC day into the email outbox now, for every
+    /// subscriber (a re-send of a day already sent goes out again, under a new Message-ID).
+    /// Prints {"project_id","date","message_id","sequence","recipients"} as JSON.
+    SendDigest {
+        /// The project's id.
+        #[arg(long)]
+        project: uuid::Uuid,
+        /// The UTC day, YYYY-MM-DD.
+        #[arg(long)]
+        date: chrono::NaiveDate,
+    },
 }
 
 #[cfg(test)]
@@ -91,6 +103,42 @@ mod tests {
                 command: AdminCommand::RebuildRollups { .. }
             })
         ));
+        let digest = Cli::try_parse_from([
+            "pulse-api",
+            "admin",
+            "send-digest",
+            "--project",
+            "0192f0c1-0000-7000-8000-000000000001",
+            "--date",
+            "2026-12-01",
+        ])
+        .expect("send-digest");
+        match digest.command {
+            Some(Command::Admin {
+                command: AdminCommand::SendDigest { date, .. },
+            }) => assert_eq!(date.to_string(), "2026-12-01"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "pulse-api",
+            "admin",
+            "send-digest",
+            "--project",
+            "x",
+            "--date",
+            "2026-12-01"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from([
+            "pulse-api",
+            "admin",
+            "send-digest",
+            "--project",
+            "0192f0c1-0000-7000-8000-000000000001",
+            "--date",
+            "yesterday"
+        ])
+        .is_err());
         assert!(Cli::try_parse_from([
             "pulse-api",
             "admin",

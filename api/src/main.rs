@@ -71,6 +71,18 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string(&rebuilt)?);
                 Ok(())
             }
+            (
+                Command::Admin {
+                    command: AdminCommand::SendDigest { project, date },
+                },
+                _,
+            ) => {
+                let email = config::or_exit(EmailConfig::from_env());
+                db::migrate(&database).await?;
+                let sent = admin::digest::send_digest(&database, &email, project, date).await?;
+                println!("{}", serde_json::to_string(&sent)?);
+                Ok(())
+            }
             (Command::Serve, None) => Ok(()),
         }
     });

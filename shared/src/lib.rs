@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod config;
 pub mod db;
+pub mod digest;
 pub mod email;
 pub mod envelope;
 pub mod error;

@@ -1,4 +1,5 @@
-//! `pulse-api admin`: `create-project` (here) and `rebuild-rollups` ([`rollups`]).
+//! `pulse-api admin`: `create-project` (here), `rebuild-rollups` ([`rollups`]) and
+//! `send-digest` ([`digest`]).
 //!
 //! `create-project` finds or creates the organization and the project (a new project with its
 //! default alert rule, `management::alerts::insert_default`, from `PULSE_ALERT_ERROR_THRESHOLD`),
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use crate::management::{alerts, fields};
 
+pub mod digest;
 pub mod rollups;
 
 /// What `create-project` prints.

@@ -21,6 +21,7 @@ pub(crate) mod accounts;
 pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod authorization;
+pub(crate) mod digest;
 pub(crate) mod fields;
 pub(crate) mod json;
 pub(crate) mod login_limit;
@@ -199,6 +200,7 @@ routes! {
     "/v1/projects/{project_id}/api-keys" ["GET, POST"] { get => api_keys::list, post => api_keys::create }
     "/v1/projects/{project_id}/api-keys/{key_id}" ["DELETE"] { delete => api_keys::revoke }
     "/v1/projects/{project_id}/api-keys/{key_id}/rotate" ["POST"] { post => api_keys::rotate }
+    "/v1/projects/{project_id}/digest" ["GET, PUT"] { get => digest::get, put => digest::update }
     "/v1/projects/{project_id}/webhooks" ["GET, POST"] {
         get => webhooks::endpoints::list,
         post => webhooks::endpoints::create,

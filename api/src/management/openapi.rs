@@ -21,7 +21,7 @@ use utoipa_scalar::{Scalar, Servable};
 use super::alerts::schema::AlertFieldRules;
 use super::alerts::{endpoints as alert_endpoints, incidents};
 use super::webhooks::{deliveries, endpoints, replay, secrets};
-use super::{accounts, api_keys, organizations, password_reset, projects, users};
+use super::{accounts, api_keys, digest, organizations, password_reset, projects, users};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -255,6 +255,8 @@ fn docs() {}
         api_keys::create,
         api_keys::revoke,
         api_keys::rotate,
+        digest::get,
+        digest::update,
         endpoints::list,
         endpoints::create,
         endpoints::get,
@@ -302,6 +304,7 @@ fn docs() {}
         (name = "organizations", description = "Organizations and their members"),
         (name = "projects", description = "Projects and their settings"),
         (name = "api-keys", description = "API keys of a project"),
+        (name = "digest", description = "The caller's daily digest email of a project (docs/digest.md)"),
         (name = "webhooks", description = "Signed webhook endpoints of a project (Standard Webhooks), their secrets, the delivery log and replay"),
         (name = "alerts", description = "Alert rules of a project (count, error ratio, absence of events) with their channels, and their incidents"),
         (name = "operations", description = "Health, readiness, metrics and this document"),

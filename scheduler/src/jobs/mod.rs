@@ -31,6 +31,7 @@
 //! anyhow::Result<String>` in a file of its own (the `String` is a one-line summary, logged and
 //! kept in `job_runs.summary`) and add one [`Job`] entry to [`registry`].
 
+pub mod digest;
 pub mod partitions;
 pub mod purge;
 pub mod retention;
@@ -102,6 +103,12 @@ pub fn registry(settings: &Settings) -> Vec<Job> {
             },
             at_start: false,
             run: |pool, settings| Box::pin(retention::run(pool, &settings.retention)),
+        },
+        Job {
+            name: "digest",
+            schedule: Schedule::cron(digest::schedule(settings.digest.hour_utc)),
+            at_start: true,
+            run: |pool, settings| Box::pin(digest::run(pool, settings)),
         },
     ]
 }
