@@ -2,7 +2,8 @@
 //!
 //! - `pulse-scheduler` (or `pulse-scheduler serve`): the registry's cron jobs on apalis cron
 //!   streams, each tick run once across replicas (`cron.rs`, `runs.rs`, the jobs in `jobs/`),
-//!   and the interval loops (purge, rollup compaction); serves `/healthz`, `/readyz`,
+//!   the interval loops (purge, rollup compaction) and the uptime-check loop (`monitors/`,
+//!   which announces state changes through a Kafka producer); serves `/healthz`, `/readyz`,
 //!   `/metrics` and `GET /jobs` (`status.rs`) on `PULSE_SCHEDULER_ADDR`.
 //! - `pulse-scheduler run-once JOB`: runs one cron job now (claiming the tick of this second,
 //!   or the next one if that is taken, so it shows in `GET /jobs`); exits 0 on success, 1 on failure with the error on stderr,
@@ -17,10 +18,13 @@ use pulse_shared::config::{
     SchedulerConfig,
 };
 use pulse_shared::kafka::probe::KafkaProbe;
+use pulse_shared::kafka::producer::AckProducer;
+use pulse_shared::monitor::Checker;
 use pulse_shared::{db, ops, shutdown, startup, telemetry};
 
 mod cron;
 mod jobs;
+mod monitors;
 mod runs;
 mod status;
 
@@ -82,10 +86,17 @@ async fn serve(settings: Settings, kafka: KafkaConfig) -> anyhow::Result<ExitCod
     let pool = db::build_pool(&settings.database, "pulse-scheduler")?;
     let readiness = ops::Readiness::new(pool.clone(), KafkaProbe::new(&kafka)?);
     let registry = jobs::registry(&settings);
+    let checker = Checker::new(&settings.monitor, &settings.email)?;
+    let announcements = Arc::new(monitors::Announcements::new(kafka.clone(), AckProducer::new(&kafka)?));
+    let mut loops = jobs::loops(&settings);
+    loops.push(jobs::LoopJob {
+        name: monitors::LOOP_NAME,
+        interval: settings.monitor.poll_interval,
+    });
     let status = Arc::new(status::Status {
         pool: pool.clone(),
         jobs: registry.clone(),
-        loops: jobs::loops(&settings),
+        loops,
     });
     let server = ops::serve_with(settings.scheduler.addr, readiness.clone(), status::configure(status))?;
     let server_handle = server.handle();
@@ -106,6 +117,12 @@ async fn serve(settings: Settings, kafka: KafkaConfig) -> anyhow::Result<ExitCod
         pool.clone(),
         scheduler.rollup_compact_interval,
         scheduler.rollup_compact_batch,
+        stop.clone(),
+    )));
+    tasks.push(tokio::spawn(monitors::run(
+        pool.clone(),
+        checker,
+        announcements,
         stop.clone(),
     )));
     tasks.push(tokio::spawn(jobs::purge::run(

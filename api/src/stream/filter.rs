@@ -1,5 +1,6 @@
 //! What a client asked to receive: its filter (`event_type`, `source`, each repeatable; empty
-//! means all; `metrics`, the names whose named-metric points it also wants) from the query
+//! means all; `metrics`, the names whose named-metric points it also wants; monitor state
+//! changes reach every client of the project, whatever it filters) from the query
 //! string or a WebSocket `subscribe` message, and the rest of the
 //! stream's query string (`last_event_id`; `project_id` and `token` are read by the access
 //! check). Unknown parameters are a 400 naming them, as on every read route.
@@ -46,6 +47,7 @@ impl Filter {
                     && (self.sources.is_empty() || source.as_ref().is_some_and(|source| self.sources.contains(source)))
             }
             Kind::Metric { name } => self.metrics.contains(name),
+            Kind::Monitor => true,
         }
     }
 

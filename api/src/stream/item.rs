@@ -3,8 +3,9 @@
 //! JSON, `{"type": "event", "data": {…}}` with the event in the shape `GET /v1/events/{id}`
 //! returns, encoded once as a WebSocket text and once as an SSE frame (clients share the
 //! bytes: sending to one more client costs a reference count, not a copy). `type` leaves room
-//! for the other kinds: `metric` (named-metric points) today, monitor and alert state changes
-//! later.
+//! for the other kinds: `metric` (named-metric points) and `monitor` (an uptime monitor's state
+//! change, `{monitor_id, name, state, previous, at, error_class, error}`) today, alert state
+//! changes later.
 
 use actix_web::web::Bytes;
 use bytestring::ByteString;
@@ -29,6 +30,8 @@ pub enum Kind {
     Metric {
         name: String,
     },
+    /// An uptime monitor's state change, for every client of the project.
+    Monitor,
 }
 
 /// A stream message.
@@ -115,6 +118,23 @@ impl Item {
         }
     }
 
+    /// The message of a monitor's state change (`pulse_shared::monitor::StateChange` as the
+    /// scheduler or the api's "check now" published it), `{"type": "monitor", "data": {…}}`.
+    /// Its SSE frame has no `id:` (resumption goes by events). `None`: not a state change.
+    pub fn monitor(offset: i64, payload: &[u8]) -> Option<Self> {
+        let data: serde_json::Value = serde_json::from_slice(payload).ok()?;
+        let id = data.get("monitor_id")?.as_str()?.parse().ok()?;
+        let json = message("monitor", &data);
+        let sse = Bytes::from(format!("event: monitor\ndata: {json}\n\n"));
+        Some(Self {
+            offset,
+            id,
+            kind: Kind::Monitor,
+            json: json.into(),
+            sse,
+        })
+    }
+
     #[cfg(test)]
     pub fn test_event(offset: i64, event_type: &str) -> Self {
         Self {
@@ -133,4 +153,25 @@ impl Item {
 /// A server notice (`reset`, `dropped`, `closing`) as one Server-Sent Event.
 pub fn sse_notice(kind: &str, json: &str) -> String {
     format!("event: {kind}\ndata: {json}\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::stream::filter::Filter;
+
+    #[test]
+    fn a_monitor_state_change_reaches_every_filter_as_its_own_type() {
+        let payload = br#"{"monitor_id":"0192f0c1-7a3e-7000-8000-00000000d001","name":"api","state":"down","previous":"up","at":"2026-12-02T10:00:00Z","error_class":"timeout","error":"no whole answer within 500 ms"}"#;
+        let items = crate::stream::relay::items_of(7, pulse_shared::stream::KIND_MONITOR, payload);
+        assert_eq!(items.len(), 1);
+        let json: serde_json::Value = serde_json::from_str(&items[0].json).expect("json");
+        assert_eq!(json["type"], "monitor");
+        assert_eq!(json["data"]["state"], "down");
+        assert_eq!(json["data"]["error_class"], "timeout");
+        assert!(std::str::from_utf8(&items[0].sse)
+            .expect("utf-8")
+            .starts_with("event: monitor\n"));
+        assert!(Filter::new(vec!["signup".into()], vec![]).matches(&items[0]));
+        assert!(crate::stream::relay::items_of(8, pulse_shared::stream::KIND_MONITOR, b"not json").is_empty());
+    }
 }

@@ -180,12 +180,26 @@ pub fn kind_of<M: Message>(message: &M) -> &'static str {
     });
     match declared {
         Some(value) if value == stream::KIND_METRIC.as_bytes() => stream::KIND_METRIC,
+        Some(value) if value == stream::KIND_MONITOR.as_bytes() => stream::KIND_MONITOR,
         _ => stream::KIND_EVENT,
     }
 }
 
 /// The items of one stored-events message of `kind` (an undecodable line is skipped and logged).
 pub fn items_of(offset: i64, kind: &str, payload: &[u8]) -> Vec<Arc<Item>> {
+    if kind == stream::KIND_MONITOR {
+        // One state change per message.
+        return match Item::monitor(offset, payload) {
+            Some(item) => vec![Arc::new(item)],
+            None => {
+                tracing::warn!(
+                    offset,
+                    "Undecodable monitor state change in the stored-events topic; skipped"
+                );
+                Vec::new()
+            }
+        };
+    }
     let lines = payload.split(|byte| *byte == b'\n').filter(|line| !line.is_empty());
     if kind == stream::KIND_METRIC {
         return lines
