@@ -8,8 +8,8 @@ use pulse_api::admin;
 use pulse_api::cli::{AdminCommand, Cli, Command};
 use pulse_api::serve::{self, ServeConfig};
 use pulse_shared::config::{
-    self, AlertConfig, ApiConfig, AuthConfig, DatabaseConfig, EmailConfig, KafkaConfig, LogConfig, QueryConfig,
-    StreamConfig, WebhookConfig,
+    self, AlertConfig, ApiConfig, AuthConfig, DatabaseConfig, EmailConfig, KafkaConfig, LogConfig, MonitorConfig,
+    QueryConfig, StreamConfig, WebhookConfig,
 };
 use pulse_shared::{db, telemetry};
 
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             webhook: config::or_exit(WebhookConfig::from_env()),
             alert: config::or_exit(AlertConfig::from_env()),
             email: config::or_exit(EmailConfig::from_env()),
+            monitor: config::or_exit(MonitorConfig::from_env()),
         }),
         Command::Migrate | Command::Admin { .. } => None,
     };

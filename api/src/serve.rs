@@ -20,13 +20,14 @@ use std::time::Duration;
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 use pulse_shared::config::{
-    AlertConfig, ApiConfig, AuthConfig, DatabaseConfig, EmailConfig, KafkaConfig, QueryConfig, StreamConfig,
-    WebhookConfig,
+    AlertConfig, ApiConfig, AuthConfig, DatabaseConfig, EmailConfig, KafkaConfig, MonitorConfig, QueryConfig,
+    StreamConfig, WebhookConfig,
 };
 use pulse_shared::db;
 use pulse_shared::kafka::probe::KafkaProbe;
 use pulse_shared::kafka::producer::AckProducer;
 use pulse_shared::kafka::Topics;
+use pulse_shared::monitor::{Announcer, Checker};
 use pulse_shared::ops::Readiness;
 use pulse_shared::{shutdown, startup};
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,8 @@ pub struct ServeConfig {
     pub alert: AlertConfig,
     /// Links and message ids of the mail the api writes (password resets).
     pub email: EmailConfig,
+    /// The monitors' SSRF allow-list and the check settings of "check now".
+    pub monitor: MonitorConfig,
 }
 
 /// Runs the api until a signal, then drains. Errors are start-up failures.
@@ -71,6 +74,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         webhook,
         alert,
         email,
+        monitor,
     } = config;
     let stop = shutdown::on_signal();
     metrics::init();
@@ -105,10 +109,15 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         auth_config.default_ingest_rate_per_sec,
     ));
     let readiness_data = web::Data::new(readiness.clone());
+    let checker = Checker::new(&monitor, &email).context("creating the monitors' HTTP client")?;
+    let announcer = Announcer::for_installation(&kafka, producer.clone())
+        .await
+        .context("reading the stored-events topic for monitor announcements")?;
     let management = web::Data::new(
         ManagementState::new(pool.clone(), &auth_config, Some(state.auth.evictor()))
             .with_webhooks(&webhook)
-            .with_alerts_and_mail(&alert, &email),
+            .with_alerts_and_mail(&alert, &email)
+            .with_monitors(&monitor, checker, announcer),
     );
     let queries = web::Data::new(QueryState::new(query));
     let resumer = Resumer::new(

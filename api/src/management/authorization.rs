@@ -191,6 +191,8 @@ pub struct ProjectRow {
     pub created_at: DateTime<Utc>,
     pub retention_days: i32,
     pub ingest_rate_limit_per_sec: Option<i32>,
+    pub status_page_enabled: bool,
+    pub status_page_slug: Option<String>,
 }
 
 /// The project and the caller's role in its organization (at least `needed`): 404 when the

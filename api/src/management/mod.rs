@@ -10,9 +10,10 @@
 //! deletion; the scheduler purges later), [`login_limit`] (login attempts per IP and
 //! account), [`webhooks`] (signed webhook endpoints, secrets, deliveries and replay; one file
 //! per concern inside), [`alerts`] (alert rules and their incidents, the default rule of a
-//! new project), [`password_reset`] (reset by mailed single-use token), [`openapi`]
-//! (`/openapi.json`, `/docs`). The user guide is
-//! docs/management.md.
+//! new project), [`monitors`] (uptime monitors, their checks, figures and incidents; one file
+//! per concern inside), [`status_page`] (a project's public status page, without sign-in),
+//! [`password_reset`] (reset by mailed single-use token), [`openapi`] (`/openapi.json`,
+//! `/docs`). The user guide is docs/management.md.
 //!
 //! Routes are declared once, in [`routes!`] below: the same table registers them with actix and
 //! lists them in [`ROUTES`], which a test compares with the OpenAPI document.
@@ -25,11 +26,13 @@ pub(crate) mod digest;
 pub(crate) mod fields;
 pub(crate) mod json;
 pub(crate) mod login_limit;
+pub(crate) mod monitors;
 pub(crate) mod openapi;
 pub(crate) mod organizations;
 pub(crate) mod password_reset;
 pub(crate) mod passwords;
 pub(crate) mod projects;
+pub(crate) mod status_page;
 pub(crate) mod tenancy;
 pub(crate) mod tokens;
 pub(crate) mod users;
@@ -39,7 +42,7 @@ pub(crate) mod webhooks;
 use std::time::Duration;
 
 use actix_web::web;
-use pulse_shared::config::{AlertConfig, AuthConfig, EmailConfig, WebhookConfig};
+use pulse_shared::config::{AlertConfig, AuthConfig, EmailConfig, MonitorConfig, WebhookConfig};
 use pulse_shared::db::{DbConn, DbPool};
 
 use crate::auth::KeyEvictor;
@@ -58,6 +61,9 @@ pub struct ManagementState {
     pub key_cache: Option<KeyEvictor>,
     /// What the webhook routes need of `PULSE_WEBHOOK_*`: the SSRF guard and the defaults.
     pub webhooks: webhooks::Settings,
+    /// What the monitor routes need of `PULSE_MONITOR_*`: the SSRF guard, and the checker and
+    /// announcer of "check now".
+    pub monitors: monitors::Settings,
     /// The default alert rule of a new project fires above this many errors per 5 minutes
     /// (`PULSE_ALERT_ERROR_THRESHOLD`).
     pub default_error_threshold: u32,
@@ -100,6 +106,7 @@ impl ManagementState {
             rotation_grace: config.rotation_grace,
             key_cache,
             webhooks: webhooks::Settings::new(&WebhookConfig::default()),
+            monitors: monitors::Settings::new(&MonitorConfig::default()),
             default_error_threshold: AlertConfig::default().default_error_threshold,
             mail: MailSettings {
                 public_url: "http://127.0.0.1:8080".into(),
@@ -121,6 +128,21 @@ impl ManagementState {
     /// their defaults: no allow-listed networks).
     pub fn with_webhooks(mut self, config: &WebhookConfig) -> Self {
         self.webhooks = webhooks::Settings::new(config);
+        self
+    }
+
+    /// The same state with the monitor settings read from `PULSE_MONITOR_*` (`new` starts from
+    /// their defaults: no allow-listed networks, no "check now"), the checker of "check now" and
+    /// the announcer of the state changes it causes.
+    pub fn with_monitors(
+        mut self,
+        config: &MonitorConfig,
+        checker: pulse_shared::monitor::Checker,
+        announcer: pulse_shared::monitor::Announcer,
+    ) -> Self {
+        self.monitors = monitors::Settings::new(config);
+        self.monitors.checker = Some(checker);
+        self.monitors.announcer = Some(announcer);
         self
     }
 
@@ -234,4 +256,18 @@ routes! {
     }
     "/v1/projects/{project_id}/alerts/{alert_id}/incidents" ["GET"] { get => alerts::incidents::list }
     "/v1/projects/{project_id}/incidents" ["GET"] { get => alerts::incidents::list_project }
+    "/v1/projects/{project_id}/monitors" ["GET, POST"] {
+        get => monitors::endpoints::list,
+        post => monitors::endpoints::create,
+    }
+    "/v1/projects/{project_id}/monitors/{monitor_id}" ["GET, PATCH, DELETE"] {
+        get => monitors::endpoints::get,
+        patch => monitors::endpoints::update,
+        delete => monitors::endpoints::delete,
+    }
+    "/v1/projects/{project_id}/monitors/{monitor_id}/check" ["POST"] { post => monitors::check::check }
+    "/v1/projects/{project_id}/monitors/{monitor_id}/checks" ["GET"] { get => monitors::history::checks }
+    "/v1/projects/{project_id}/monitors/{monitor_id}/incidents" ["GET"] { get => monitors::history::incidents }
+    "/v1/projects/{project_id}/monitors/{monitor_id}/stats" ["GET"] { get => monitors::stats::stats }
+    "/v1/status/{slug}" ["GET"] { get => status_page::show }
 }

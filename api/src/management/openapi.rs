@@ -20,6 +20,8 @@ use utoipa_scalar::{Scalar, Servable};
 
 use super::alerts::schema::AlertFieldRules;
 use super::alerts::{endpoints as alert_endpoints, incidents};
+use super::monitors::schema::MonitorFieldRules;
+use super::monitors::{endpoints as monitor_endpoints, history as monitor_history, stats as monitor_stats};
 use super::webhooks::{deliveries, endpoints, replay, secrets};
 use super::{accounts, api_keys, digest, organizations, password_reset, projects, users};
 
@@ -208,7 +210,7 @@ fn docs() {}
 #[openapi(
     info(
         title = "Pulse API",
-        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects, API keys, webhook endpoints and alert rules (access tokens). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md, docs/webhooks.md."
+        description = "Event and named-metric ingestion (API keys), reading events back (API keys with the `read` scope, or access tokens with `project_id`) and management of accounts, organizations, projects, API keys, webhook endpoints, alert rules and uptime monitors (access tokens), and public status pages (no credentials). Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Guides: docs/ingest.md, docs/query.md, docs/management.md, docs/webhooks.md."
     ),
     paths(
         ingest_single,
@@ -277,6 +279,16 @@ fn docs() {}
         alert_endpoints::delete,
         incidents::list,
         incidents::list_project,
+        monitor_endpoints::list,
+        monitor_endpoints::create,
+        monitor_endpoints::get,
+        monitor_endpoints::update,
+        monitor_endpoints::delete,
+        monitor_history::checks,
+        crate::management::monitors::check::check,
+        monitor_history::incidents,
+        monitor_stats::stats,
+        crate::management::status_page::show,
         healthz,
         readyz,
         metrics,
@@ -288,6 +300,7 @@ fn docs() {}
         &SecuritySchemes,
         &FieldRules,
         &AlertFieldRules,
+        &MonitorFieldRules,
         &StandardStatuses,
         &ErrorBodies,
         &OperationIds
@@ -307,6 +320,8 @@ fn docs() {}
         (name = "digest", description = "The caller's daily digest email of a project (docs/digest.md)"),
         (name = "webhooks", description = "Signed webhook endpoints of a project (Standard Webhooks), their secrets, the delivery log and replay"),
         (name = "alerts", description = "Alert rules of a project (count, error ratio, absence of events) with their channels, and their incidents"),
+        (name = "monitors", description = "Uptime monitors of a project: HTTP checks on a schedule, their state, circuit breaker, check history, figures and incidents, and checks on demand"),
+        (name = "status", description = "Public status pages of projects that enable one, without sign-in"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -701,8 +716,9 @@ struct ErrorBodies;
 
 /// The code an example shows for a status.
 fn example_code(status: &str, description: &str) -> &'static str {
-    const KNOWN: [&str; 26] = [
+    const KNOWN: [&str; 27] = [
         "INVALID_CREDENTIALS",
+        "SLUG_TAKEN",
         "INVALID_REFRESH_TOKEN",
         "INVALID_RESET_TOKEN",
         "REFRESH_TOKEN_REUSED",

@@ -2,8 +2,10 @@
 //!
 //! Settings: `retention_days` (1–3650, default 30: how long the scheduler keeps events) and
 //! `ingest_rate_limit_per_sec` (requests per second per API key and api replica; `null` means
-//! the api default `PULSE_INGEST_RATE_LIMIT_PER_SEC`). Members read; admins create, change and
-//! delete.
+//! the api default `PULSE_INGEST_RATE_LIMIT_PER_SEC`), and `status_page` (`{"enabled",
+//! "slug"}`: the public status page `GET /v1/status/{slug}`, off by default; a slug is
+//! `^[a-z0-9][a-z0-9-]{1,62}$`, unique across projects, 409 `SLUG_TAKEN` otherwise; enabling
+//! needs one, given or kept from before). Members read; admins create, change and delete.
 //!
 //! Deleting a project, in one transaction: the project is marked deleted (invisible to every
 //! route at once, its name freed for reuse) and all its keys are revoked. The ingest key cache
@@ -41,7 +43,8 @@ pub const MAX_RATE_LIMIT: i32 = 1_000_000;
     "name": "checkout",
     "created_at": "2026-11-23T10:00:00Z",
     "retention_days": 30,
-    "ingest_rate_limit_per_sec": null
+    "ingest_rate_limit_per_sec": null,
+    "status_page": {"enabled": false, "slug": null}
 }))]
 pub struct ProjectView {
     pub id: Uuid,
@@ -52,6 +55,51 @@ pub struct ProjectView {
     pub retention_days: i32,
     /// Ingest requests per second per API key and replica; `null`: the api default.
     pub ingest_rate_limit_per_sec: Option<i32>,
+    /// The public status page.
+    pub status_page: StatusPageView,
+}
+
+/// A project's public status page: `GET /v1/status/{slug}` while enabled.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"enabled": true, "slug": "acme"}))]
+pub struct StatusPageView {
+    pub enabled: bool,
+    /// `null` until one is set.
+    pub slug: Option<String>,
+}
+
+/// `status_page` of `PATCH /v1/projects/{project_id}`: the fields to change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true, "slug": "acme"}))]
+pub struct UpdateStatusPage {
+    /// Whether `GET /v1/status/{slug}` answers; enabling needs a slug.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `^[a-z0-9][a-z0-9-]{1,62}$`, unique across projects.
+    #[serde(default)]
+    pub slug: Option<String>,
+}
+
+/// A status page slug: lower-case letters, digits and `-`, 2 to 63, not starting with `-`.
+pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{1,62}$";
+
+fn check_slug(slug: &str) -> Result<String, ApiError> {
+    let mut chars = slug.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if first_ok && rest_ok && (2..=63).contains(&slug.len()) {
+        Ok(slug.to_owned())
+    } else {
+        Err(ApiError::InvalidField {
+            field: "status_page.slug",
+            message: format!(
+                "status_page.slug must be 2 to 63 lower-case letters, digits and hyphens, not starting with a hyphen ({SLUG_PATTERN})"
+            ),
+        })
+    }
 }
 
 impl From<ProjectRow> for ProjectView {
@@ -63,6 +111,10 @@ impl From<ProjectRow> for ProjectView {
             created_at: row.created_at,
             retention_days: row.retention_days,
             ingest_rate_limit_per_sec: row.ingest_rate_limit_per_sec,
+            status_page: StatusPageView {
+                enabled: row.status_page_enabled,
+                slug: row.status_page_slug,
+            },
         }
     }
 }
@@ -84,7 +136,7 @@ pub struct CreateProject {
 /// returns to the api default.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"retention_days": 90, "ingest_rate_limit_per_sec": 1000}))]
+#[schema(example = json!({"retention_days": 90, "ingest_rate_limit_per_sec": 1000, "status_page": {"enabled": true, "slug": "acme"}}))]
 pub struct UpdateProject {
     #[serde(default)]
     pub name: Option<String>,
@@ -93,6 +145,9 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "whole::present")]
     #[schema(value_type = Option<i32>)]
     pub ingest_rate_limit_per_sec: Option<Option<i32>>,
+    /// The public status page's settings.
+    #[serde(default)]
+    pub status_page: Option<UpdateStatusPage>,
 }
 
 /// `GET /v1/projects` filter.
@@ -125,6 +180,13 @@ fn check_rate(limit: i32) -> Result<i32, ApiError> {
                 "ingest_rate_limit_per_sec must be between 1 and {MAX_RATE_LIMIT}, or null for the default"
             ),
         })
+    }
+}
+
+fn slug_taken() -> ApiError {
+    ApiError::Conflict {
+        code: "SLUG_TAKEN",
+        message: "another project's status page has this slug".into(),
     }
 }
 
@@ -268,11 +330,11 @@ pub async fn get(
     request_body = UpdateProject,
     responses(
         (status = 200, description = "The updated project (a new rate limit applies to cached keys within PULSE_API_KEY_CACHE_TTL_SECS)", body = ProjectView),
-        (status = 400, description = "INVALID_FIELD, invalid JSON, or project_id is not a UUID"),
+        (status = 400, description = "INVALID_FIELD (name, retention_days, ingest_rate_limit_per_sec, status_page.slug: its pattern, or none when enabling), invalid JSON, or project_id is not a UUID"),
         (status = 401, description = "Missing, invalid or expired access token"),
         (status = 403, description = "The caller is a member but not an admin"),
         (status = 404, description = "No such project in the caller's organizations"),
-        (status = 409, description = "NAME_TAKEN"),
+        (status = 409, description = "NAME_TAKEN, or SLUG_TAKEN: another project's status page has this slug"),
     )
 )]
 pub async fn update(
@@ -288,13 +350,28 @@ pub async fn update(
         .ingest_rate_limit_per_sec
         .map(|limit| limit.map(check_rate).transpose())
         .transpose()?;
+    let page_enabled = body.status_page.as_ref().and_then(|page| page.enabled);
+    let slug = body
+        .status_page
+        .as_ref()
+        .and_then(|page| page.slug.as_deref())
+        .map(check_slug)
+        .transpose()?;
     let mut conn = state.conn().await?;
     let (row, _) = require_project(&mut conn, caller.user_id, path.into_inner(), Role::Admin).await?;
+    if page_enabled == Some(true) && slug.is_none() && row.status_page_slug.is_none() {
+        return Err(ApiError::InvalidField {
+            field: "status_page.slug",
+            message: "a status page needs a slug to be enabled: send status_page.slug too".into(),
+        });
+    }
     let updated = diesel::update(projects::table.find(row.id))
         .set((
             name.map(|name| projects::name.eq(name)),
             retention_days.map(|days| projects::retention_days.eq(days)),
             rate.map(|rate| projects::ingest_rate_limit_per_sec.eq(rate)),
+            page_enabled.map(|enabled| projects::status_page_enabled.eq(enabled)),
+            slug.map(|slug| projects::status_page_slug.eq(slug)),
         ))
         .returning(ProjectRow::as_returning())
         .get_result(&mut conn)
@@ -303,6 +380,7 @@ pub async fn update(
         Err(error) if super::is_unique_violation(&error, "projects_organization_id_name_key") => {
             return Err(name_taken())
         }
+        Err(error) if super::is_unique_violation(&error, "projects_status_page_slug_key") => return Err(slug_taken()),
         // Nothing to change: diesel refuses an empty SET.
         Err(diesel::result::Error::QueryBuilderError(_)) => row,
         other => other?,
