@@ -55,10 +55,6 @@ use crate::cron::Schedule;
 
 /// Everything a job may read: the configuration of the scheduler process.
 #[derive(Debug, Clone)]
-#[allow(
-    dead_code,
-    reason = "monitor, digest and email are read by the monitor and digest jobs being added"
-)]
 pub struct Settings {
     pub database: DatabaseConfig,
     pub scheduler: SchedulerConfig,
