@@ -696,3 +696,71 @@ async fn a_state_change_reaches_the_projects_live_stream() {
     assert_eq!(message["data"]["error_class"], "status");
     assert!(message["data"]["at"].is_string() && message["data"]["name"].is_string());
 }
+
+#[tokio::test]
+async fn a_monitor_still_down_is_reminded_and_a_notice_held_back_by_maintenance_follows_it() {
+    let db = TestDb::new().await;
+    let kafka = TestKafka::shared().await;
+    let smtp = SmtpCapture::start().await;
+    let env = env(&db, &kafka, &smtp);
+    let project = db.create_project().await;
+    let client = db.client().await;
+    let target = Receiver::start().await;
+    target.set_behaviour(Behaviour::Status(500, None));
+    let reminded = format!("reminded-{}@example.com", Uuid::new_v4().simple());
+    let held = format!("held-{}@example.com", Uuid::new_v4().simple());
+    let monitor = NewMonitor {
+        renotify_s: 3600,
+        emails: vec![reminded.clone()],
+        ..NewMonitor::new(target.url("/reminded"))
+    }
+    .insert(&client, project.id)
+    .await;
+    let now = chrono::Utc::now();
+    let in_window = NewMonitor {
+        maintenance: json!([{"start": now - chrono::TimeDelta::hours(1), "end": now + chrono::TimeDelta::hours(1)}]),
+        emails: vec![held.clone()],
+        ..NewMonitor::new(target.url("/held"))
+    }
+    .insert(&client, project.id)
+    .await;
+    let _scheduler = PulseProcess::scheduler(&env).await;
+
+    check_once(&client, monitor).await;
+    check_once(&client, monitor).await;
+    assert_eq!(
+        emails_to(&client, &reminded).await,
+        vec!["monitor.down"],
+        "no reminder within renotify_s"
+    );
+    // An hour later (the last notice moved back rather than waiting for it).
+    client
+        .execute(
+            "UPDATE monitor_incidents SET last_notified_at = now() - interval '1 hour' WHERE monitor_id = $1",
+            &[&monitor],
+        )
+        .await
+        .expect("backdate");
+    check_once(&client, monitor).await;
+    assert_eq!(
+        emails_to(&client, &reminded).await,
+        vec!["monitor.down", "monitor.reminder"]
+    );
+    check_once(&client, monitor).await;
+    assert_eq!(
+        emails_to(&client, &reminded).await.len(),
+        2,
+        "one reminder per renotify_s"
+    );
+
+    check_once(&client, in_window).await;
+    assert_eq!(state(&client, in_window).await, "down");
+    assert_eq!(emails_to(&client, &held).await, Vec::<String>::new());
+    // The window is over and it is still down: the held-back notice goes out.
+    client
+        .execute("UPDATE monitors SET maintenance = '[]' WHERE id = $1", &[&in_window])
+        .await
+        .expect("end maintenance");
+    check_once(&client, in_window).await;
+    assert_eq!(emails_to(&client, &held).await, vec!["monitor.down"]);
+}

@@ -401,8 +401,18 @@ mod tests {
         assert_eq!(truncate("short".into()), "short");
     }
 
+    /// A self-signed P-256 certificate for `pulse.test` (openssl req -x509 -days 30), notAfter
+    /// 2027-01-01T06:07:15Z.
+    const CERTIFICATE: &str = "MIIBfjCCASWgAwIBAgIUOD36M5WiEN8g5riofyg8pD2h9yswCgYIKoZIzj0EAwIwFTETMBEGA1UEAwwKcHVsc2UudGVzdDAeFw0yNjEyMDIwNjA3MTVaFw0yNzAxMDEwNjA3MTVaMBUxEzARBgNVBAMMCnB1bHNlLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATWVsBkKckYSqTO+scgIuyD+bLtGJ4IxnFdclHzGP9OgsO5m5A/60Iapx0bC2Rj97fv1AMmz2k63x+F6nWzcFglo1MwUTAdBgNVHQ4EFgQUpuDU6vlMk09vrJW+qDgcFusYfbQwHwYDVR0jBBgwFoAUpuDU6vlMk09vrJW+qDgcFusYfbQwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiBocHsfVvcX+0RFHSciTjls12pftPEnslLtkDARddU+UwIgTsNoVM9aQ9YWC99GszOGnaGH60TxdVdJjIhNBCW57Yo=";
+
     #[test]
-    fn a_certificate_that_does_not_parse_has_no_expiry() {
+    fn the_expiry_is_read_from_the_certificate() {
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(CERTIFICATE)
+            .expect("base64");
+        let expected: DateTime<Utc> = "2027-01-01T06:07:15Z".parse().expect("time");
+        assert_eq!(certificate_expiry(&der), Some(expected));
         assert_eq!(certificate_expiry(b"not a certificate"), None);
     }
 }
