@@ -7,7 +7,7 @@
 //! whole, since utoipa sees only `serde_json::Value`.
 
 use serde_json::{json, Value};
-use utoipa::openapi::schema::{AdditionalProperties, Schema};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{OpenApi as OpenApiDoc, RefOr};
 use utoipa::Modify;
 
@@ -57,6 +57,16 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
             (body, "renotify_s", integer(0, MAX_RENOTIFY_S)),
         ]);
     }
+    rules.extend([
+        (
+            "MonitorJsonMatch",
+            "pointer",
+            json!({"maxLength": MAX_POINTER_CHARS, "pattern": "^(/[^\\x00]*)?$"}),
+        ),
+        ("MonitorChannels", "emails", json!({"maxItems": MAX_EMAILS})),
+        ("MonitorChannels", "webhook_ids", json!({"maxItems": MAX_WEBHOOKS})),
+        ("UpdateStatusPage", "slug", json!({"pattern": SLUG_PATTERN})),
+    ]);
     rules
 }
 
@@ -101,34 +111,16 @@ fn replaced() -> Vec<(&'static str, &'static str, Value)> {
             }
         ]}
     });
-    let headers = json!({
-        "type": ["object", "null"],
-        "description": "Extra request headers, names to values (not Host, Content-Length, Transfer-Encoding, Connection, Upgrade)",
-        "maxProperties": MAX_LIST,
-        "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
-        "additionalProperties": {"type": "string", "pattern": "^[\\t\\x20-\\x7e]*$"}
-    });
     let mut rules = Vec::new();
     for body in ["CreateMonitor", "UpdateMonitor"] {
         rules.push((body, "expected_status", status.clone()));
         rules.push((body, "maintenance", maintenance.clone()));
-        rules.push((body, "headers", headers.clone()));
     }
     rules.push((
         "MonitorJsonMatch",
         "equals",
         json!({"description": "The value expected at the pointer: any JSON, compared exactly"}),
     ));
-    rules.extend([
-        (
-            "MonitorJsonMatch",
-            "pointer",
-            json!({"maxLength": MAX_POINTER_CHARS, "pattern": "^(/[^\\x00]*)?$"}),
-        ),
-        ("MonitorChannels", "emails", json!({"maxItems": MAX_EMAILS})),
-        ("MonitorChannels", "webhook_ids", json!({"maxItems": MAX_WEBHOOKS})),
-        ("UpdateStatusPage", "slug", json!({"pattern": SLUG_PATTERN})),
-    ]);
     rules
 }
 
@@ -168,13 +160,94 @@ impl Modify for MonitorFieldRules {
                 object.properties.insert(property.to_owned(), updated);
             }
         }
+        // Built rather than parsed: utoipa reads a `propertyNames` without `type` back as nothing.
+        let headers = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+            .description(Some(
+                "Extra request headers, names to values (not Host, Content-Length, Transfer-Encoding, Connection, Upgrade)",
+            ))
+            .max_properties(Some(MAX_LIST))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")),
+            ))
+            .additional_properties(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[\\t\\x20-\\x7e]*$")),
+            ))
+            .build();
+        for body in ["CreateMonitor", "UpdateMonitor"] {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(body) {
+                object
+                    .properties
+                    .insert("headers".to_owned(), RefOr::T(Schema::Object(headers.clone())));
+            }
+        }
         for (schema_name, property, whole) in replaced() {
             let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema_name) else {
                 continue;
             };
-            if let Ok(schema) = serde_json::from_value::<RefOr<Schema>>(whole) {
-                object.properties.insert(property.to_owned(), schema);
+            match serde_json::from_value::<RefOr<Schema>>(whole) {
+                Ok(schema) => {
+                    object.properties.insert(property.to_owned(), schema);
+                }
+                Err(error) => tracing::error!(schema = schema_name, property, %error, "A monitor schema does not read"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::management::openapi::document;
+
+    #[test]
+    fn the_document_states_the_monitor_rules() {
+        let document = serde_json::to_value(document()).expect("json");
+        let schemas = &document["components"]["schemas"];
+        for name in CLOSED {
+            assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        }
+        for body in ["CreateMonitor", "UpdateMonitor"] {
+            let properties = &schemas[body]["properties"];
+            assert_eq!(properties["interval_s"]["minimum"], MIN_INTERVAL_S, "{body}");
+            assert_eq!(properties["timeout_ms"]["maximum"], MAX_TIMEOUT_MS, "{body}");
+            assert_eq!(properties["method"]["enum"], json!(METHODS), "{body}");
+            assert_eq!(
+                properties["expected_status"]["items"]["oneOf"][0]["type"], "integer",
+                "{body}"
+            );
+            assert_eq!(properties["maintenance"]["maxItems"], MAX_LIST, "{body}");
+            assert_eq!(
+                properties["headers"]["additionalProperties"]["type"], "string",
+                "{body}: {}",
+                properties["headers"]
+            );
+        }
+        assert_eq!(
+            schemas["UpdateStatusPage"]["properties"]["slug"]["pattern"], SLUG_PATTERN,
+            "{}",
+            schemas["UpdateStatusPage"]
+        );
+        assert_eq!(
+            schemas["UpdateStatusPage"]["properties"]["slug"]["pattern"],
+            SLUG_PATTERN
+        );
+        let emails = &schemas["MonitorChannels"]["properties"]["emails"];
+        assert_eq!(
+            (&emails["maxItems"], &emails["type"]),
+            (&json!(MAX_EMAILS), &json!("array")),
+            "{emails}"
+        );
+        let pointer = &schemas["MonitorJsonMatch"]["properties"]["pointer"];
+        assert_eq!(pointer["type"], "string", "{pointer}");
+        let status = &document["paths"]["/v1/status/{slug}"]["get"];
+        assert!(
+            status.get("security").is_none(),
+            "the status page needs no credentials: {status}"
+        );
     }
 }
