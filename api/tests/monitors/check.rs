@@ -110,3 +110,80 @@ async fn check_now_records_and_returns_the_result() {
 async fn check(stack: &MonitorStack, path: &str) -> Value {
     stack.call(Method::POST, path, None).await.expect(200, "check now")
 }
+
+/// A state change caused by a check now reaches the project's live stream as
+/// `{"type": "monitor", "data": {…}}`.
+#[tokio::test]
+async fn a_state_change_from_check_now_is_announced_on_the_live_stream() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let stack = MonitorStack::start(LOOPBACK).await;
+    let target = Receiver::start().await;
+    target.set_behaviour(Behaviour::Status(500, None));
+    let (_, key) = stack
+        .stack
+        .key(
+            &stack.owner,
+            stack.project,
+            json!({"name": "dashboard", "scopes": ["read"]}),
+        )
+        .await;
+    let created = stack
+        .create(json!({"name": "payments", "url": target.url("health"), "failures_before_down": 1}))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let url = format!(
+        "{}/v1/stream",
+        stack.stack.api.base_url().replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("stream connects");
+
+    let answer = check(&stack, &stack.path(&format!("/{id}/check"))).await;
+    assert_eq!(
+        (&answer["state"], &answer["state_changed"]),
+        (&json!("down"), &json!(true))
+    );
+    let message = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(Ok(frame)) = socket.next().await {
+            if let Message::Text(text) = frame {
+                let value: Value = serde_json::from_str(text.as_str()).expect("JSON message");
+                if value["type"] == "monitor" {
+                    return Some(value);
+                }
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("a monitor message on the stream");
+    let data = &message["data"];
+    assert_eq!(
+        (
+            &data["monitor_id"],
+            &data["name"],
+            &data["state"],
+            &data["previous"],
+            &data["error_class"]
+        ),
+        (
+            &json!(id),
+            &json!("payments"),
+            &json!("down"),
+            &json!("pending"),
+            &json!("status")
+        ),
+        "{message}"
+    );
+}

@@ -122,17 +122,18 @@ async fn stats_are_computed_from_the_checks_and_incidents() {
     let id = stack.monitor("api", &target.url("")).await;
     let project = stack.project;
     // (age, ok, latency): 4 checks in the last day, 2 more in the week, 2 more in the month,
-    // one older than 30 days that counts nowhere.
+    // one older than 30 days that counts nowhere. The timeout and the connection failure
+    // took time but got no answer: no response time, left out of the percentiles.
     stack
         .sql(&format!(
             "INSERT INTO monitor_checks (monitor_id, checked_at, ok, status_code, latency_ms, error_class)
              VALUES ('{id}', now() - interval '1 hour', true, 200, 100, NULL),
                     ('{id}', now() - interval '2 hours', true, 200, 200, NULL),
                     ('{id}', now() - interval '3 hours', false, 500, 300, 'status'),
-                    ('{id}', now() - interval '4 hours', false, NULL, NULL, 'timeout'),
+                    ('{id}', now() - interval '4 hours', false, NULL, 10000, 'timeout'),
                     ('{id}', now() - interval '2 days', true, 200, 400, NULL),
                     ('{id}', now() - interval '3 days', true, 200, 500, NULL),
-                    ('{id}', now() - interval '10 days', false, NULL, NULL, 'connect'),
+                    ('{id}', now() - interval '10 days', false, NULL, 3, 'connect'),
                     ('{id}', now() - interval '20 days', true, 200, 600, NULL),
                     ('{id}', now() - interval '40 days', true, 200, 700, NULL);
              INSERT INTO monitor_incidents (id, monitor_id, project_id, started_at, resolved_at, error_class, notifications)

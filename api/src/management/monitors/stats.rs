@@ -10,8 +10,9 @@
 //!   failures. `null` when the window holds no check. The status page's 90 days read
 //!   `monitor_daily` instead (`status_page`).
 //! - Latency percentiles p50, p95, p99 are PostgreSQL's `percentile_cont` (linear
-//!   interpolation) over the checks that measured a latency (a response came, whether or not
-//!   it passed); `null` when none did.
+//!   interpolation) over the checks that got an answer (a status code), whether or not it
+//!   passed: the time a `dns`, `connect`, `tls` or `timeout` failure took is not a response
+//!   time (a timeout would pull p99 to `timeout_ms`). `null` when none did.
 //! - Incidents: how many down periods overlap the window and the seconds of it they cover
 //!   (an open one up to now), plus the 5 most recent incidents.
 
@@ -54,7 +55,7 @@ pub struct WindowStats {
     pub ok_checks: i64,
     /// `ok_checks` / `checks` in percent; `null` without checks.
     pub uptime_pct: Option<f64>,
-    /// Over the checks that measured a latency.
+    /// Over the checks that got an answer (a status code), passed or not.
     pub latency_ms: Latency,
     /// Incidents overlapping the window.
     pub incidents: i64,
@@ -117,7 +118,7 @@ struct WindowRow {
 /// over another. `$1` the monitor, `$2` now, `$3`…`$5` the windows' starts.
 const STATS_SQL: &str = r#"
 WITH checks AS (
-    SELECT checked_at, ok, latency_ms
+    SELECT checked_at, ok, status_code, latency_ms
     FROM monitor_checks
     WHERE monitor_id = $1 AND checked_at >= $5 AND checked_at <= $2
 ), incidents AS (
@@ -131,7 +132,7 @@ SELECT
     (SELECT count(*) FROM checks WHERE checked_at >= w.start) AS checks,
     (SELECT count(*) FROM checks WHERE checked_at >= w.start AND ok) AS ok_checks,
     (SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY latency_ms)
-       FROM checks WHERE checked_at >= w.start AND latency_ms IS NOT NULL) AS latency,
+       FROM checks WHERE checked_at >= w.start AND status_code IS NOT NULL AND latency_ms IS NOT NULL) AS latency,
     (SELECT count(*) FROM incidents WHERE ended_at > w.start) AS incidents,
     (SELECT COALESCE(sum(EXTRACT(EPOCH FROM ended_at - GREATEST(started_at, w.start))), 0)::float8
        FROM incidents WHERE ended_at > w.start) AS downtime_s
