@@ -46,6 +46,8 @@ RECEIVER_ADDR="${PULSE_DEMO_RECEIVER_ADDR:-127.0.0.1:9300}"
 # Development only: webhooks may reach loopback (the demo receiver). Production refuses every
 # non-public address unless PULSE_WEBHOOK_ALLOW_NETS lists it.
 export PULSE_WEBHOOK_ALLOW_NETS="${PULSE_WEBHOOK_ALLOW_NETS:-127.0.0.0/8,::1/128}"
+# The same for uptime monitors: the demo monitor checks the api's own /healthz.
+export PULSE_MONITOR_ALLOW_NETS="${PULSE_MONITOR_ALLOW_NETS:-127.0.0.0/8,::1/128}"
 BIN_DIR="$PULSE_ROOT/target/release"
 start_all=$SECONDS
 
@@ -256,6 +258,32 @@ grep -E "^(Subject|To|Message-ID): " "$smtp_log" | tail -n 3
 echo "\$ curl $base/v1/projects/$hook_project/incidents?state=firing -H 'Authorization: Bearer \$TOKEN'"
 curl -sS --fail-with-body --max-time 15 "$base/v1/projects/$hook_project/incidents?state=firing" "${auth[@]}" \
     | jq '[.data[] | {id, alert_name, state, observed, threshold, window_s, started_at}]'
+
+say "Demo: an uptime monitor, its check and the public status page"
+monitor_body="{\"name\": \"demo api\", \"url\": \"http://$API_ADDR/healthz\", \"interval_s\": 10, \"failures_before_down\": 2, \"channels\": {\"emails\": [\"$email\"]}}"
+echo "\$ curl -X POST $base/v1/projects/$hook_project/monitors -H 'Authorization: Bearer \$TOKEN' -d '$monitor_body'"
+monitor=$(curl -sS --fail-with-body --max-time 15 -X POST "$base/v1/projects/$hook_project/monitors" "${auth[@]}" -d "$monitor_body") \
+    || die "create monitor failed"
+jq '{id, name, url, interval_s, state, breaker, next_check_at}' <<<"$monitor"
+monitor_id=$(jq -r .id <<<"$monitor")
+echo "\$ curl -X POST $base/v1/projects/$hook_project/monitors/$monitor_id/check -H 'Authorization: Bearer \$TOKEN'"
+curl -sS --fail-with-body --max-time 30 -X POST "$base/v1/projects/$hook_project/monitors/$monitor_id/check" "${auth[@]}" \
+    | jq '{state, check: .check | {ok, status_code, latency_ms, error_class}}' || die "check now failed"
+deadline=$((SECONDS + 60))
+until (($(psql "$PULSE_DATABASE_URL" -XAt -c "SELECT count(*) FROM monitor_checks WHERE monitor_id = '$monitor_id' AND NOT manual") > 0)); do
+    ((SECONDS < deadline)) || die "the scheduler made no check within 60s; see $PULSE_STATE_DIR/scheduler.log"
+    sleep 0.5
+done
+echo "The scheduler checked it too:"
+curl -sS --fail-with-body --max-time 15 "$base/v1/projects/$hook_project/monitors/$monitor_id/checks?limit=2" "${auth[@]}" \
+    | jq '[.data[] | {checked_at, ok, status_code, latency_ms, manual}]'
+slug="demo-$(date +%s)"
+echo "\$ curl -X PATCH $base/v1/projects/$hook_project -d '{\"status_page\": {\"enabled\": true, \"slug\": \"$slug\"}}'"
+curl -sS --fail-with-body --max-time 15 -X PATCH "$base/v1/projects/$hook_project" "${auth[@]}" \
+    -d "{\"status_page\": {\"enabled\": true, \"slug\": \"$slug\"}}" | jq .status_page || die "enable status page failed"
+echo "\$ curl $base/v1/status/$slug   # no sign-in"
+curl -sS --fail-with-body --max-time 15 "$base/v1/status/$slug" | jq '.monitors[] | {name, state, today: .days[-1]}' \
+    || die "status page failed"
 
 cat <<EOF
 
