@@ -31,7 +31,7 @@ CREATE TABLE monitors (
     failures_before_down  integer NOT NULL DEFAULT 3 CHECK (failures_before_down BETWEEN 1 AND 100),
     renotify_s            integer NOT NULL DEFAULT 0 CHECK (renotify_s BETWEEN 0 AND 604800),
     paused                boolean NOT NULL DEFAULT false,
-    -- [{"start": ts, "end": ts}] and [{"weekday": 0..6 (Monday 0), "start_time": "HH:MM", "duration_s": n}], UTC.
+    -- [{"start": ts, "end": ts}] and [{"weekday": "monday", "start_time": "HH:MM", "duration_s": n}], UTC.
     maintenance           jsonb NOT NULL DEFAULT '[]',
     emails                text[] NOT NULL DEFAULT '{}',
     webhook_ids           uuid[] NOT NULL DEFAULT '{}',

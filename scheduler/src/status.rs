@@ -74,10 +74,19 @@ async fn list(status: web::Data<Status>) -> HttpResponse {
             "job": job.name,
             "kind": "interval",
             "scope": "replica",
-            "schedule": format!("every {} s", job.interval.as_secs()),
+            "schedule": every(job.interval),
             "next_run": next,
             "last_run": last,
         })
     }));
     HttpResponse::Ok().json(json!({ "jobs": listed }))
+}
+
+/// A loop's interval as `GET /jobs` shows it: `every 5 s`, or `every 250 ms` below a second.
+fn every(interval: std::time::Duration) -> String {
+    if interval.as_millis() % 1000 == 0 {
+        format!("every {} s", interval.as_secs())
+    } else {
+        format!("every {} ms", interval.as_millis())
+    }
 }

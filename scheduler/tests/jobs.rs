@@ -145,9 +145,9 @@ async fn jobs_endpoint_lists_schedule_last_and_next_run() {
     let names: Vec<&str> = jobs.iter().filter_map(|job| job["job"].as_str()).collect();
     assert_eq!(names[0], "partitions", "the registry's cron jobs first: {names:?}");
     assert_eq!(
-        names[names.len() - 2..],
-        ["purge", "rollup_compaction"],
-        "then the loops"
+        names[names.len() - 3..],
+        ["purge", "rollup_compaction", "monitors"],
+        "then the loops: {names:?}"
     );
     for job in jobs {
         assert!(
@@ -193,10 +193,15 @@ async fn jobs_endpoint_lists_schedule_last_and_next_run() {
     }
     assert!(last["duration_ms"].as_i64().is_some_and(|ms| ms >= 0));
 
-    for job in &jobs[jobs.len() - 2..] {
+    for job in &jobs[jobs.len() - 3..] {
         assert_eq!(job["kind"], "interval");
         assert_eq!(job["scope"], "replica");
-        assert_eq!(job["schedule"], "every 5 s");
+        let every = if job["job"] == "monitors" {
+            "every 250 ms"
+        } else {
+            "every 5 s"
+        };
+        assert_eq!(job["schedule"], every, "{job}");
         assert!(job["next_run"].as_str().is_some(), "{job}");
         assert!(job["last_run"]["finished_at"].as_str().is_some(), "{job}");
     }
