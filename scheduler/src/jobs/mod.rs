@@ -10,6 +10,8 @@
 //! - [`retention`]: what is past its retention removed (whole daily partitions nobody keeps
 //!   dropped, the rest in bounded batches), every `PULSE_RETENTION_INTERVAL_SECS` (hourly, at
 //!   :15) or on `PULSE_RETENTION_CRON` when set.
+//! - [`digest`]: yesterday's digest mailed to every subscribed member, daily at
+//!   `PULSE_DIGEST_HOUR_UTC`:00 and at start (once per member and day by the email outbox's key).
 //!
 //! Interval loops (in every replica, each guarding itself):
 //! - [`purge`]: deleted projects and organizations removed in bounded batches, every
@@ -17,9 +19,11 @@
 //!   its project with `FOR UPDATE SKIP LOCKED`;
 //! - [`rollups`]: the workers' rollup deltas folded into one row per minute and into the
 //!   hourly rollups, every `PULSE_ROLLUP_COMPACT_INTERVAL_SECS`; rounds take turns through an
-//!   advisory lock.
+//!   advisory lock;
+//! - the uptime checks (`crate::monitors`, registered by `main`): due monitors claimed by
+//!   `next_check_at` with `FOR UPDATE SKIP LOCKED` every `PULSE_MONITOR_POLL_MS`.
 //!
-//! Why those two stay loops: they are not "a run per due time" but a queue drained as it fills
+//! Why those stay loops: they are not "a run per due time" but a queue drained as it fills
 //! (every 5 s, back to back through a backlog). A tick claim per 5 s would write 17,000
 //! `job_runs` rows a day per job for rounds that mostly find nothing, and back-to-back rounds
 //! have no due time to claim. Their own guards already make a concurrent second replica
