@@ -569,7 +569,7 @@ async fn two_replicas_run_each_due_check_once() {
             .await,
         );
     }
-    let (_first, _second) = tokio::join!(PulseProcess::scheduler(&env), PulseProcess::scheduler(&env));
+    let (first, _second) = tokio::join!(PulseProcess::scheduler(&env), PulseProcess::scheduler(&env));
     // Two rounds of every monitor (the first due at once, the second an interval later).
     let done = eventually(Duration::from_secs(90), || async {
         let least: i64 = client
@@ -634,6 +634,22 @@ async fn two_replicas_run_each_due_check_once() {
         .expect("duplicates")
         .get(0);
     assert_eq!(duplicates, 0, "no due time was checked twice");
+    // The loop is listed in GET /jobs with this replica's last round.
+    let jobs: Value = reqwest::get(format!("{}/jobs", first.base_url()))
+        .await
+        .expect("GET /jobs")
+        .json()
+        .await
+        .expect("jobs json");
+    let listed = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|job| job["job"] == "monitors")
+        .cloned()
+        .expect("the monitors loop is listed");
+    assert_eq!(listed["kind"], "interval");
+    assert!(listed["last_run"].is_object(), "{listed}");
 }
 
 #[tokio::test]

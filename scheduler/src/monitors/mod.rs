@@ -142,17 +142,15 @@ pub async fn run(pool: DbPool, checker: Checker, announcements: Arc<Announcement
                             .with_label_values(&["deferred"])
                             .inc_by(u64::try_from(round.deferred).unwrap_or(0));
                     }
-                    if claimed > 0 {
-                        record_loop(
-                            LOOP_NAME,
-                            started_at,
-                            Ok(format!(
-                                "claimed {} checks, {} held back by open breakers",
-                                round.checks.len(),
-                                round.deferred
-                            )),
-                        );
-                    }
+                    record_loop(
+                        LOOP_NAME,
+                        started_at,
+                        Ok(format!(
+                            "claimed {} checks, {} held back by open breakers",
+                            round.checks.len(),
+                            round.deferred
+                        )),
+                    );
                     for check in round.checks {
                         let Ok(permit) = slots.clone().try_acquire_owned() else {
                             // Cannot happen: only this loop takes permits, and it counted them.
