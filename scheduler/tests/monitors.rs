@@ -358,6 +358,11 @@ async fn failures_are_classified_by_what_went_wrong() {
             Some("refused"),
         ),
         (NewMonitor::new("http://no-such-host.invalid/d".into()), Some("dns")),
+        // HTTPS to a server that speaks plain HTTP: the handshake fails.
+        (
+            NewMonitor::new(format!("https://127.0.0.1:{}/tls", healthy.port())),
+            Some("tls"),
+        ),
         (
             NewMonitor {
                 body_contains: Some("ok"),
