@@ -785,3 +785,46 @@ async fn a_monitor_still_down_is_reminded_and_a_notice_held_back_by_maintenance_
     check_once(&client, in_window).await;
     assert_eq!(emails_to(&client, &held).await, vec!["monitor.down"]);
 }
+
+#[tokio::test]
+async fn sigterm_waits_for_the_checks_in_flight_to_be_recorded() {
+    let db = TestDb::new().await;
+    let kafka = TestKafka::shared().await;
+    let smtp = SmtpCapture::start().await;
+    let env = env(&db, &kafka, &smtp);
+    let project = db.create_project().await;
+    let client = db.client().await;
+    let target = Receiver::start().await;
+    target.set_behaviour(Behaviour::Slow(Duration::from_secs(2)));
+    let monitor = NewMonitor {
+        timeout_ms: 10_000,
+        ..NewMonitor::new(target.url("/slow"))
+    }
+    .insert(&client, project.id)
+    .await;
+    let mut scheduler = PulseProcess::scheduler(&env).await;
+    client
+        .execute("UPDATE monitors SET next_check_at = now() WHERE id = $1", &[&monitor])
+        .await
+        .expect("make due");
+    // The request is at the target, which answers 2 s later: SIGTERM goes while it is in flight.
+    let arrived = eventually(PATIENCE, || async { (!target.received().is_empty()).then_some(()) }).await;
+    assert!(arrived.is_some(), "the check reached the target");
+    let status = scheduler.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert_eq!(
+        count_checks(&client, monitor).await,
+        1,
+        "the check in flight was recorded before exit"
+    );
+    let (ok, lease): (bool, Option<chrono::DateTime<chrono::Utc>>) = client
+        .query_one(
+            "SELECT c.ok, m.lease_until FROM monitor_checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.id = $1",
+            &[&monitor],
+        )
+        .await
+        .map(|row| (row.get(0), row.get(1)))
+        .expect("check");
+    assert!(ok, "a slow answer within its timeout passes");
+    assert_eq!(lease, None, "the lease ended with the check");
+}
