@@ -13,7 +13,8 @@
 #   --no-build        use the release binaries already built
 #
 # Steps: PostgreSQL and the development broker via scripts/services.sh up (the scheduler
-# announces state changes on the stored-events topic); a fresh `pulse_bench_monitors` database;
+# announces state changes on the stored-events topic); a fresh `pulse_bench_monitors_<run>`
+# database (runs side by side do not meet);
 # `pulse-bench webhook-receiver` as the target (it answers every request 200 and counts them);
 # the monitors inserted with SQL, first checks spread over one interval; R release schedulers
 # (PULSE_MONITOR_ALLOW_NETS=127.0.0.0/8, so loopback may be checked). After the warm-up, the
@@ -58,7 +59,7 @@ BIN="$PULSE_ROOT/target/release"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 TARGET_ADDR=127.0.0.1:$(free_port)
 ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
-DB_NAME=pulse_bench_monitors
+DB_NAME="pulse_bench_monitors_${run_id,,}"
 DB_URL="postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
 
 pids=()
