@@ -23,7 +23,7 @@ pub use figures::{gather, DayFigures};
 pub use send::{send, Sent};
 
 /// What a digest is in `email_messages.kind` (and the first part of its `Message-ID`).
-pub const KIND: &str = "digest.daily";
+pub const KIND: &str = crate::email::DIGEST_DAILY;
 
 /// How many event types a digest lists.
 pub const TOP_EVENT_TYPES: i64 = 10;

@@ -2,7 +2,9 @@
 //! into, inside its own transaction ([`outbox`]), and the `Message-ID` a message is known by.
 //!
 //! The api writes password-reset mail; `pulse-worker notify` writes alert and webhook notices
-//! and sends the outbox with lettre (`worker/src/notify/email/`). The design is in
+//! and sends the outbox with lettre (`worker/src/notify/email/`); monitor notices come from
+//! whoever records the check (the scheduler, or the api's "check now"), the daily digest from
+//! the scheduler's `digest` job and `pulse-api admin send-digest`. The design is in
 //! docs/alerts.md.
 
 pub mod outbox;
@@ -21,6 +23,8 @@ pub const MONITOR_DOWN: &str = "monitor.down";
 pub const MONITOR_REMINDER: &str = "monitor.reminder";
 pub const MONITOR_UP: &str = "monitor.up";
 pub const MONITOR_CERT_EXPIRING: &str = "monitor.cert_expiring";
+/// A project's daily digest (`shared/src/digest/`).
+pub const DIGEST_DAILY: &str = "digest.daily";
 
 /// A `Message-ID` (without the angle brackets) naming what caused a message: `kind`, the id
 /// of its cause and, for causes that send more than once (re-notifications), a sequence. The
