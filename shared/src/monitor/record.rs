@@ -40,7 +40,8 @@ use super::MonitorError;
 use crate::db::{self, DbPool};
 use crate::schema::{monitor_checks, monitor_daily, monitor_incidents, monitors};
 
-/// The columns of a monitor a check and its recording read.
+/// A monitor's stored columns (all but the claim's lease bookkeeping the api never shows are
+/// read by both the check and the api's views).
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = monitors)]
 pub struct MonitorRow {
@@ -61,18 +62,27 @@ pub struct MonitorRow {
     pub cert_expiry_days: i32,
     pub failures_before_down: i32,
     pub renotify_s: i32,
+    pub paused: bool,
     pub maintenance: Value,
     pub emails: Vec<String>,
     pub webhook_ids: Vec<Uuid>,
     pub state: String,
     pub consecutive_failures: i32,
     pub state_changed_at: Option<DateTime<Utc>>,
+    pub next_check_at: DateTime<Utc>,
     pub lease_until: Option<DateTime<Utc>>,
     pub cert_expires_at: Option<DateTime<Utc>>,
     pub cert_warned_expiry: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl MonitorRow {
+    /// The breaker key of its URL (`host:port`).
+    pub fn target(&self) -> String {
+        spec::target_of_text(&self.url)
+    }
+
     /// The request a check of this monitor makes.
     pub fn request(&self) -> Request {
         Request {

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use pulse_shared::monitor::spec::{self, BreakerState, MonitorState};
-use pulse_shared::schema::{monitor_checks, monitor_incidents, monitors};
+use pulse_shared::schema::{monitor_checks, monitor_incidents};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -15,46 +15,8 @@ use uuid::Uuid;
 
 use super::rules::{JsonMatch, MonitorChannels};
 
-/// A monitor's stored columns.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = monitors)]
-pub struct MonitorRow {
-    pub id: Uuid,
-    pub project_id: Uuid,
-    pub name: String,
-    pub url: String,
-    pub method: String,
-    pub headers: Value,
-    pub body: Option<String>,
-    pub interval_s: i32,
-    pub timeout_ms: i32,
-    pub expected_status: Value,
-    pub body_contains: Option<String>,
-    pub json_pointer: Option<String>,
-    pub json_equals: Option<Value>,
-    pub max_latency_ms: Option<i32>,
-    pub cert_expiry_days: i32,
-    pub failures_before_down: i32,
-    pub renotify_s: i32,
-    pub paused: bool,
-    pub maintenance: Value,
-    pub emails: Vec<String>,
-    pub webhook_ids: Vec<Uuid>,
-    pub state: String,
-    pub consecutive_failures: i32,
-    pub state_changed_at: Option<DateTime<Utc>>,
-    pub next_check_at: DateTime<Utc>,
-    pub cert_expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl MonitorRow {
-    /// The breaker key of its URL (`host:port`).
-    pub fn target(&self) -> String {
-        spec::target_of_text(&self.url)
-    }
-}
+/// A monitor's stored columns: the check's own row type.
+pub use pulse_shared::monitor::record::MonitorRow;
 
 /// What a monitor shows as its state: the stored verdict, or `paused`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
