@@ -275,13 +275,14 @@ async fn seed(client: &Client, project: Uuid, k: i64) {
             .expect("insert password resets");
     }
 
-    // Uptime monitors: checks 1 hour, 2 and 40 days old (checks are kept 32 days), daily
+    // Uptime monitors (paused: the serving schedulers of the two-replica test would check them
+    // and add rows): checks 1 hour, 2 and 40 days old (checks are kept 32 days), daily
     // uptime of 1, 100 and 500 days ago (kept 400), incidents resolved 500 and 100 days ago and
     // one open since 500 days.
     let monitor = Uuid::now_v7();
     client
         .execute(
-            "INSERT INTO monitors (id, project_id, name, url, interval_s) VALUES ($1, $2, 'm', 'http://127.0.0.1:9/', 60)",
+            "INSERT INTO monitors (id, project_id, name, url, interval_s, paused) VALUES ($1, $2, 'm', 'http://127.0.0.1:9/', 60, true)",
             &[&monitor, &project],
         )
         .await
@@ -304,7 +305,7 @@ async fn seed(client: &Client, project: Uuid, k: i64) {
         let daily_monitor = Uuid::now_v7();
         client
             .execute(
-                "INSERT INTO monitors (id, project_id, name, url, interval_s) VALUES ($1, $2, 'd', 'http://127.0.0.1:9/', 60)",
+                "INSERT INTO monitors (id, project_id, name, url, interval_s, paused) VALUES ($1, $2, 'd', 'http://127.0.0.1:9/', 60, true)",
                 &[&daily_monitor, &project],
             )
             .await
