@@ -140,12 +140,14 @@ async fn seed(client: &Client, project: Uuid, k: i64) {
             )
             .await
             .expect("insert hourly rollups");
-        // One row per hour: the same day, earlier hours.
+        // One row per hour: that hour and the later ones of the next day, so that none of
+        // them is within an hour of the 400-day line (a row an hour from it would cross it
+        // while the test runs, and be removed by a later tick, when it runs at xx:59).
         client
             .execute(
                 &format!(
                     "INSERT INTO event_rollups_hourly_totals (project_id, bucket, events, durations, duration_sum)
-                     SELECT $1, date_trunc('hour', now() - interval '{days} days') - i * interval '1 hour', 1, 0, 0
+                     SELECT $1, date_trunc('hour', now() - interval '{days} days') + i * interval '1 hour', 1, 0, 0
                      FROM generate_series(0, $2::bigint - 1) AS i"
                 ),
                 &[&project, &totals_rows(k)],
